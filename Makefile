@@ -1,0 +1,57 @@
+# sessionwarden — developer entry points. Each target sets up what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEMO   := data/demo/events.jsonl
+OUT    ?= out/demo
+
+.PHONY: help venv run test unit lint typecheck kafka-fetch kafka-up kafka-down bench bench-quick demo-data clean
+
+help:
+	@echo "make run    - replay the bundled demo log (no Kafka) and print the summary"
+	@echo "make test   - lint, type-check and run the whole test suite (starts a local Kafka)"
+	@echo "make bench  - benchmarks -> bench/results.json and BENCHMARKS.md"
+	@echo "make kafka-up / kafka-down - a local single-node Kafka for development"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/sessionwarden replay $(DEMO) --out $(OUT)
+
+lint: venv
+	$(BIN)/ruff check detectors worker tests scripts bench data/generate_events.py
+	$(BIN)/mypy
+
+kafka-fetch:
+	$(PYTHON) scripts/kafka_local.py fetch
+
+test: venv kafka-fetch lint
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest -m "not kafka"
+
+kafka-up:
+	$(PYTHON) scripts/kafka_local.py start
+
+kafka-down:
+	$(PYTHON) scripts/kafka_local.py stop
+
+bench: venv kafka-fetch
+	$(BIN)/python -m bench.run
+
+bench-quick: venv kafka-fetch
+	$(BIN)/python -m bench.run --quick
+
+demo-data: venv
+	$(BIN)/python data/generate_events.py --profile demo --out $(DEMO)
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache .sessionwarden-data .kafka-local

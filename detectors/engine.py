@@ -1,0 +1,258 @@
+"""The decision engine: `evaluate(event, baseline, policy) -> Decision`.
+
+Does for every session event what the seed's post-login session Actions do
+for one transaction: compare the request with the session's device baseline,
+revoke on a policy violation, otherwise apply the expiry and cookie rules.
+No I/O, no wall clock ("now" is the event's time), no randomness, so replay
+and the live worker reach byte-identical decisions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.model import Baseline, Decision, EnrichedEvent, EventType, Finding
+from detectors.network import anonymous_network, asn_binding, ip_binding
+from detectors.policy import Match, Policy
+from detectors.records import alert, audit, command, explanation
+from detectors.timefmt import format_time
+from detectors.ua_drift import ua_drift
+
+DEDUP_WINDOW = 32
+"""Event ids remembered per session to drop re-deliveries (Kafka is at-least-once)."""
+
+
+def new_baseline(ev: EnrichedEvent) -> Baseline:
+    """The first event seen for a session sets its device baseline."""
+    e, n, a = ev.event, ev.network, ev.agent
+    return Baseline(
+        session_id=e.session.id,
+        tenant=e.tenant,
+        user_id=e.user_id,
+        initial_ip=n.ip,
+        initial_asn=n.asn,
+        initial_user_agent=a.raw if a else None,
+        initial_country=n.country,
+        initial_city=n.city,
+        initial_latitude=n.latitude,
+        initial_longitude=n.longitude,
+        last_ip=n.ip,
+        last_asn=n.asn,
+        last_user_agent=a.raw if a else None,
+        initial_agent_family=a.family if a else None,
+        initial_os_family=a.os_family if a else None,
+        last_agent_version=a.version if a else None,
+        created_at=e.session.created_at if e.session.created_at is not None else e.occurred_at,
+        authenticated_at=e.session.authenticated_at
+        if e.session.authenticated_at is not None
+        else (e.occurred_at if e.type is EventType.LOGIN else None),
+        last_interacted_at=e.occurred_at,
+        first_event_type=e.type.value,
+        expires_at=e.session.expires_at,
+        idle_expires_at=e.session.idle_expires_at,
+    )
+
+
+def _timeout(value: object) -> int | None:
+    """A metadata timeout in milliseconds ("3600000" or 3600000); None if unusable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        n = int(value.strip())
+        return n if n > 0 else None
+    if isinstance(value, float) and 0 < value < float("inf"):
+        return int(value)
+    return None
+
+
+def _matches(m: Match, ev: EnrichedEvent, policy: Policy) -> bool:
+    e = ev.event
+    return bool(
+        (m.groups and not m.groups.isdisjoint(e.groups))
+        or (m.connections and e.connection in m.connections)
+        or (m.organizations and e.organization in m.organizations)
+        or (m.clients and e.client_id in m.clients)
+        or (m.asns and ev.network.asn in m.asns)
+        or (m.cidrs and policy.ip_in(ev.network.ip, m.cidrs))
+    )
+
+
+def _detect(ev: EnrichedEvent, base: Baseline, first: bool, policy: Policy) -> list[Finding]:
+    findings: list[Finding] = []
+    if not first:
+        for check in (asn_binding, ip_binding):
+            f = check(ev, base, policy)
+            if f is not None:
+                findings.append(f)
+        rule = policy.detector("ua_drift")
+        if rule.action != "off" or rule.downgrade_action != "off":
+            f = ua_drift(ev, base, rule.action, rule.downgrade_action, rule.reason,
+                         rule.preserve_refresh_tokens)
+            if f is not None:
+                findings.append(f)
+    f = anonymous_network(ev, None if first else base, policy)
+    if f is not None:
+        findings.append(f)
+    return findings
+
+
+def _remember(base: Baseline, ev: EnrichedEvent) -> None:
+    """Move the 'last seen' half of the baseline to this event."""
+    e, n, a = ev.event, ev.network, ev.agent
+    base.last_ip = n.ip
+    if n.asn is not None:
+        base.last_asn = n.asn
+    if a is not None:
+        if base.initial_user_agent is None:  # first event had no UA: adopt this one
+            base.initial_user_agent = a.raw
+            base.initial_agent_family = a.family
+            base.initial_os_family = a.os_family
+        base.last_user_agent = a.raw
+        if a.family == base.initial_agent_family:
+            last = base.last_agent_version
+            base.last_agent_version = a.version if last is None else max(last, a.version)
+    if base.initial_asn is None and n.asn is not None and n.ip == base.initial_ip:
+        base.initial_asn = n.asn  # the IdP named the ASN of the initial IP later
+    if e.user_id and not base.user_id:
+        base.user_id = e.user_id
+    base.last_interacted_at = max(base.last_interacted_at, e.occurred_at)
+    if e.type is EventType.LOGIN:
+        base.authenticated_at = e.occurred_at
+    base.events_seen += 1
+
+
+def _expiry_commands(ev: EnrichedEvent, base: Baseline, policy: Policy, decision: Decision,
+                     why: dict[str, Any], rules: list[str]) -> None:
+    """The seed's expiry and cookie-mode rules, with tenant limits and precedence."""
+    e = ev.event
+    now = e.occurred_at
+    created = e.session.created_at if e.session.created_at is not None else base.created_at
+    absolute: list[tuple[int, str]] = []
+    idle: list[tuple[int, str]] = []
+    # Metadata usually comes with the login only; the baseline remembers it so
+    # that later interactions re-apply the rule (the seed's idle semantics).
+    t = _timeout(e.connection_metadata.get("session_timeout"))
+    if t is not None:
+        base.connection_timeout_ms = t
+    t = base.connection_timeout_ms
+    if t is not None:
+        absolute.append((created + t, f"connection session_timeout={t}"))
+    t = _timeout(e.organization_metadata.get("idle_session_timeout"))
+    if t is not None:
+        base.idle_timeout_ms = t
+    t = base.idle_timeout_ms
+    if t is not None:
+        idle.append((now + t, f"organization idle_session_timeout={t}"))
+    mode: tuple[str, str] | None = None
+    for rule in policy.expiry_rules:
+        if _matches(rule.match, ev, policy):
+            if rule.absolute_timeout_ms is not None:
+                absolute.append((created + rule.absolute_timeout_ms, f"expiry rule {rule.name}"))
+            if rule.idle_timeout_ms is not None:
+                idle.append((now + rule.idle_timeout_ms, f"expiry rule {rule.name}"))
+    for cookie in policy.cookie_rules:
+        if _matches(cookie.match, ev, policy):
+            mode = (cookie.mode, f"cookie rule {cookie.name}")  # the last match wins
+    pv = policy.version
+    if absolute:
+        value, source = min(absolute)  # the earliest expiry wins
+        limit = created + policy.absolute_lifetime_ms
+        _set_expiry(ev, base, decision, why, rules, "set_expires_at", "expires_at",
+                    value, source, limit, "absolute", pv)
+    if idle:
+        value, source = min(idle)
+        limit = now + policy.idle_lifetime_ms
+        _set_expiry(ev, base, decision, why, rules, "set_idle_expires_at", "idle_expires_at",
+                    value, source, limit, "idle", pv)
+    if mode is not None and mode[0] != base.cookie_mode:
+        rules.append(mode[1])
+        cmd = command(ev, base, "set_cookie_mode", pv, mode=mode[0], reason=mode[1])
+        decision.commands.append(cmd)
+        decision.audit.append(audit(cmd, ev, f"Session cookie mode set to {mode[0]}", why))
+        base.cookie_mode = mode[0]
+
+
+def _set_expiry(ev: EnrichedEvent, base: Baseline, decision: Decision, why: dict[str, Any],
+                rules: list[str], kind: str, field_name: str, value: int, source: str,
+                limit: int, limit_name: str, policy_version: str) -> None:
+    requested = value
+    clamped = value > limit
+    if clamped:
+        value = limit
+    current = base.expires_at if field_name == "expires_at" else base.idle_expires_at
+    if value == current:
+        return
+    rules.append(source)
+    cmd = command(ev, base, kind, policy_version, **{field_name: format_time(value)},
+                  reason=source, clamped=clamped,
+                  requested=format_time(requested) if clamped else None)
+    decision.commands.append(cmd)
+    decision.audit.append(audit(cmd, ev, f"Session {field_name} set to {format_time(value)}",
+                                why))
+    if clamped:
+        decision.audit.append(audit(
+            cmd, ev,
+            f"Requested {field_name} {format_time(requested)} is above the tenant's "
+            f"{limit_name} lifetime limit; clamped to {format_time(value)}",
+            why, log_type="w"))
+    if field_name == "expires_at":
+        base.expires_at = value
+    else:
+        base.idle_expires_at = value
+
+
+def evaluate(ev: EnrichedEvent, baseline: Baseline | None, policy: Policy) -> Decision:
+    """Decide what one event means for its session.
+
+    `baseline` is updated in place (and returned in the Decision) so that the
+    hot path allocates nothing per event it does not need; callers that keep
+    the old baseline must copy it first.
+    """
+    e = ev.event
+    if baseline is not None and e.event_id in baseline.recent_event_ids:
+        return Decision(baseline, duplicate=True)
+    first = baseline is None
+    base = new_baseline(ev) if baseline is None else baseline
+    ids = base.recent_event_ids
+    ids.append(e.event_id)
+    if len(ids) > DEDUP_WINDOW:
+        del ids[0]
+    decision = Decision(base)
+    if base.revoked:
+        base.events_seen += 1
+        decision.suppressed = "session already revoked"
+        return decision
+    if e.type is EventType.LOGOUT:
+        _remember(base, ev)
+        base.logged_out = True
+        decision.suppressed = "logout"
+        return decision
+    findings = _detect(ev, base, first, policy)
+    decision.findings = findings
+    rules: list[str] = []
+    # The explanation is only built when something will carry it.
+    why = explanation(ev, base, policy.version, findings, rules) if (
+        findings or e.connection_metadata or e.organization_metadata
+        or base.connection_timeout_ms or base.idle_timeout_ms
+        or policy.expiry_rules or policy.cookie_rules) else {}
+    revoking = [f for f in findings if f.action == "revoke"]
+    cmd_id: str | None = None
+    if revoking:
+        cause = revoking[0]
+        cmd = command(ev, base, "revoke_session", policy.version,
+                      reason=cause.reason,
+                      preserve_refresh_tokens=all(f.preserve_refresh_tokens for f in revoking),
+                      detections=[{"detector": f.detector, "kind": f.kind or None,
+                                   "evidence": f.evidence} for f in findings])
+        cmd_id = cmd["command_id"]
+        decision.commands.append(cmd)
+        decision.audit.append(audit(cmd, ev, cause.reason, why))
+        base.revoked = True
+        base.revoked_at = e.occurred_at
+    decision.alerts.extend(alert(f, ev, base, policy.version, cmd_id) for f in findings)
+    if not revoking:
+        _expiry_commands(ev, base, policy, decision, why, rules)
+    _remember(base, ev)
+    return decision

@@ -1,0 +1,113 @@
+"""Timestamp parsing and formatting shared by the core and the adapters.
+
+Everything inside runs on integer epoch milliseconds; text appears only at the
+edges. Parsing is strict enough to reject garbage but accepts what IdPs emit:
+ISO-8601 with `Z` or an offset, 0-9 fractional digits, a space instead of `T`
+(Panther-normalised exports) and epoch numbers (Keycloak's `time`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r"\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?"
+)
+# Epoch values above this are milliseconds, below it seconds (year 2286 in s).
+_MS_THRESHOLD = 10_000_000_000
+
+
+class TimeFormatError(ValueError):
+    """A timestamp that cannot be read; the record goes to the dead letters."""
+
+
+def parse_time(value: object) -> int:
+    """Parse an IdP timestamp into epoch milliseconds (UTC)."""
+    if isinstance(value, bool):
+        raise TimeFormatError(f"not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        if not 0 <= value < float("inf"):  # NaN, negative or infinite
+            raise TimeFormatError(f"not a timestamp: {value!r}")
+        ms = int(value) if value >= _MS_THRESHOLD else int(value * 1000)
+        if ms > 253402300799999:
+            raise TimeFormatError(f"timestamp out of range: {value!r}")
+        return ms
+    if not isinstance(value, str):
+        raise TimeFormatError(f"not a timestamp: {value!r}")
+    fast = _fast_iso(value)
+    if fast is not None:
+        return fast
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return parse_time(int(text))
+    m = _ISO.fullmatch(text)
+    if m is None:
+        raise TimeFormatError(f"unparseable time: {value!r}")
+    year, month, day, hour, minute, second, frac, tz = m.groups()
+    try:
+        dt = datetime(int(year), int(month), int(day), int(hour), int(minute),
+                      int(second or 0), tzinfo=UTC)
+    except ValueError as exc:
+        raise TimeFormatError(f"invalid time {value!r}: {exc}") from None
+    millis = int((frac or "0")[:3].ljust(3, "0"))
+    offset = 0
+    if tz and tz[0] in "+-":
+        digits = tz[1:].replace(":", "")
+        offset = (int(digits[:2]) * 60 + int(digits[2:])) * 60_000
+        if tz[0] == "-":
+            offset = -offset
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + millis - offset
+
+
+@lru_cache(maxsize=8192)
+def format_time(ms: int) -> str:
+    """Format epoch milliseconds as ISO-8601 UTC with milliseconds and `Z`.
+
+    Cached: one event's time is formatted several times (command, audit, alert).
+    """
+    day, rest = divmod(ms, 86_400_000)
+    secs, millis = divmod(rest, 1000)
+    hours, secs = divmod(secs, 3600)
+    minutes, secs = divmod(secs, 60)
+    return f"{_day_text(day)}T{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+@lru_cache(maxsize=4096)
+def _day_ms(text: str) -> int:
+    """Epoch ms of a YYYY-MM-DD date; raises ValueError for impossible dates."""
+    d = datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), tzinfo=UTC)
+    return (d - _EPOCH).days * 86_400_000
+
+
+def _fast_iso(text: str) -> int | None:
+    """The common `YYYY-MM-DDTHH:MM:SS[.fff]Z` shape, without the regex."""
+    n = len(text)
+    if (n not in (20, 24) or text[-1] != "Z" or text[4] != "-" or text[7] != "-"
+            or text[10] != "T" or text[13] != ":" or text[16] != ":"):
+        return None
+    hh, mm, ss = text[11:13], text[14:16], text[17:19]
+    frac = text[20:23] if n == 24 else "000"
+    if n == 24 and text[19] != ".":
+        return None
+    if not (text.isascii() and hh.isdigit() and mm.isdigit() and ss.isdigit()
+            and frac.isdigit() and text[:4].isdigit() and text[5:7].isdigit()
+            and text[8:10].isdigit()):
+        return None
+    h, m, sec = int(hh), int(mm), int(ss)
+    if h > 23 or m > 59 or sec > 59:
+        return None
+    try:
+        day = _day_ms(text[:10])
+    except ValueError:
+        return None
+    return day + ((h * 60 + m) * 60 + sec) * 1000 + int(frac)

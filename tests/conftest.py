@@ -1,0 +1,23 @@
+"""Shared fixtures. The Kafka broker fixtures live in tests/kafka_plugin.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors import DEFAULT_POLICY
+from worker.enrich import Enricher
+from worker.pipeline import Pipeline
+from worker.settings import Settings
+
+pytest_plugins = ["tests.kafka_plugin"]
+
+
+@pytest.fixture(scope="session")
+def enricher() -> Enricher:
+    s = Settings()
+    return Enricher(s.city_db, s.asn_db, s.pyasn_db, s.anonymous_db)
+
+
+@pytest.fixture
+def pipeline(enricher: Enricher) -> Pipeline:
+    return Pipeline(enricher, DEFAULT_POLICY)

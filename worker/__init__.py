@@ -1,0 +1,1 @@
+"""The I/O side of sessionwarden: decoding, enrichment, replay and the Kafka worker."""

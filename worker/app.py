@@ -1,0 +1,300 @@
+"""The Faust application: topics, the baseline table and one thin batch agent.
+
+Built by `create_app(settings)`; nothing happens at import time. The agent
+hands each batch to `BatchRunner`, which calls the same `Pipeline` as
+`sessionwarden replay` and then, in this order:
+
+1. publishes every output record (commands, audit, alerts, DLQ) with
+   non-blocking appends, and awaits ONE delivery flush for the batch;
+2. writes the batch's baselines to the table, each under the Kafka event it
+   came from, so its changelog record goes to that event's partition;
+3. awaits those changelog records' delivery;
+4. acks the events (Faust commits their offsets later).
+
+A crash before 4 re-delivers the batch: the re-sent commands carry the same
+command_ids, and none is lost, because no baseline that contains an event
+can be stored before that event's outputs are delivered. Any failure to
+deliver stops the process without committing (see `fatal_exit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # the contextvar behind faust.current_event()
+
+from worker.batch import evaluate_batch
+from worker.kafka_common import (
+    aiokafka_security,
+    bootstrap_servers,
+    faust_broker_url,
+    faust_credentials,
+)
+from worker.metrics import CONTENT_TYPE, Metrics
+from worker.pipeline import Pipeline
+from worker.sender import BatchSender
+from worker.settings import Settings
+
+log = logging.getLogger("sessionwarden.worker")
+
+TABLE_NAME = "baselines"
+EXIT_DELIVERY_FAILED = 70
+
+
+def fatal_exit(exc: BaseException) -> None:
+    """Stop at once, without committing: the un-acked batch is re-delivered.
+
+    A graceful stop would let Faust commit offsets; after a failed delivery
+    that could skip the batch, so this is the one place where we do not.
+    """
+    log.critical("cannot deliver a batch; exiting without committing offsets",
+                 exc_info=exc)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_DELIVERY_FAILED)
+
+
+class BaselineTable(faust.Table[Any, Any]):
+    """A Faust table that lets a batch wait for its changelog writes.
+
+    Faust sends changelog records through a background buffer; capturing the
+    futures lets the batch ack its events only once their state is durable.
+    """
+
+    capture: list[Any] | None = None
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        if self.capture is not None:
+            self.capture.append(fut)
+        return fut
+
+
+class BatchRunner:
+    """Evaluates, publishes and stores one batch of Faust events (see module doc)."""
+
+    def __init__(self, app: faust.App, settings: Settings, pipeline: Pipeline,
+                 table: BaselineTable, metrics: Metrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.pipeline = pipeline
+        self.table = table
+        self.metrics = metrics
+        self.topics = {"commands": settings.commands_topic, "audit": settings.audit_topic,
+                       "alerts": settings.alerts_topic, "dlq": settings.dlq_topic}
+        self._producer: Any = None
+        self._sender: BatchSender | None = None
+        self._lock = asyncio.Lock()
+        self.batches = 0
+
+    async def _ensure_sender(self) -> BatchSender:
+        if self._sender is not None:
+            return self._sender
+        async with self._lock:
+            if self._sender is None:
+                from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+                s = self.settings
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=bootstrap_servers(s.broker),
+                    client_id=f"{s.app_id}-outputs", acks="all", enable_idempotence=True,
+                    max_batch_size=s.producer_batch_bytes,
+                    max_request_size=s.max_message_bytes + 65536,
+                    request_timeout_ms=int(s.producer_request_timeout * 1000),
+                    **aiokafka_security(s))
+                await producer.start()
+                sender = BatchSender(producer)
+                await sender.prepare(self.topics.values())
+                self._producer, self._sender = producer, sender
+        assert self._sender is not None
+        return self._sender
+
+    async def stop(self) -> None:
+        """Flush and close the output producer (after the last batch was acked)."""
+        producer, self._producer, self._sender = self._producer, None, None
+        if producer is not None:
+            await producer.stop()
+
+    def _read(self, events: Sequence[Any], key: str, index: int) -> bytes | None:
+        token = _current_event.set(weakref.ref(events[index]))
+        try:
+            value: bytes | None = self.table.get(key)
+        finally:
+            _current_event.reset(token)
+        return value
+
+    def _write(self, events: Sequence[Any], writes: dict[str, tuple[bytes, int]]) -> list[Any]:
+        """Store baselines, each with its own source event as Faust's current event.
+
+        Faust picks the store partition and the changelog partition from the
+        current event; one batch mixes partitions, so it is set per write.
+        """
+        table = self.table
+        futures: list[Any] = []
+        table.capture = futures
+        try:
+            for key, (data, index) in writes.items():
+                token = _current_event.set(weakref.ref(events[index]))
+                try:
+                    table[key] = data
+                finally:
+                    _current_event.reset(token)
+        finally:
+            table.capture = None
+        return futures
+
+    async def run(self, events: Sequence[Any]) -> None:
+        """Process one batch up to (not including) the ack; raises if undeliverable."""
+        started = time.perf_counter()
+        sender = await self._ensure_sender()
+        messages = [event.message for event in events]
+        result = evaluate_batch(messages, self.pipeline,
+                                lambda key, index: self._read(events, key, index))
+        per_kind: Counter[str] = Counter()
+        topics = self.topics
+        add = sender.add
+        for rec in result.emitted:
+            add(topics[rec.kind], rec.key, rec.value, rec.headers)
+            per_kind[rec.kind] += 1
+        await sender.flush()  # 1) outputs delivered ...
+        changelog = self._write(events, result.writes)  # 2) ... before state
+        if changelog:
+            await asyncio.gather(*changelog)  # 3) state durable before the ack
+        self.batches += 1
+        self._observe(messages, result.unkeyed, result.internal_errors, per_kind, started)
+
+    def _observe(self, messages: Sequence[Any], unkeyed: int, internal: int,
+                 per_kind: Counter[str], started: float) -> None:
+        m = self.metrics
+        m.observe_stats(self.pipeline.stats)
+        m.observe_outputs({self.topics[k]: n for k, n in per_kind.items() if k != "dlq"},
+                          per_kind["dlq"])
+        if unkeyed:
+            m.unkeyed.inc(unkeyed)
+        if internal:
+            m.internal_errors.inc(internal)
+        m.batch_size.observe(len(messages))
+        m.batch_seconds.observe(time.perf_counter() - started)
+        m.observe_latencies(time.time(), (msg.timestamp for msg in messages))
+        last: dict[Any, int] = {}
+        for msg in messages:
+            last[msg.tp] = msg.offset
+        consumer = self.app.consumer
+        for tp, offset in last.items():
+            try:
+                m.set_lag(tp.topic, tp.partition, consumer.highwater(tp) - offset - 1)
+            except Exception:  # best effort: the partition may just have been revoked
+                continue
+
+
+def readiness(app: faust.App) -> tuple[bool, dict[str, Any]]:
+    """Ready = joined the group, no rebalance running, tables recovered."""
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+    try:
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    except Exception:  # consumer not started yet
+        return False, {"status": "starting"}
+    recovered = recovery.completed.is_set() and not recovery.in_recovery
+    ready = recovered and not app.rebalancing
+    status = "ready" if ready else ("rebalancing" if app.rebalancing else "recovering")
+    return ready, {"status": status, "assigned": assigned, "rebalances": app.rebalancing_count}
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """The same Pipeline replay builds, from the same settings."""
+    from worker.cli import build_enricher  # noqa: PLC0415
+    from worker.policy_file import load_policy  # noqa: PLC0415
+
+    return Pipeline(build_enricher(settings), load_policy(settings.policy_file),
+                    settings.input_format)
+
+
+def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
+               on_fatal: Callable[[BaseException], None] = fatal_exit) -> faust.App:
+    """Build the Faust app for these settings (no side effects until it starts)."""
+    if settings.processing_guarantee != "at_least_once":
+        raise ValueError("processing_guarantee must be at_least_once: outputs are ordered "
+                         "before state instead of using transactions (docs/worker.md)")
+    if not settings.store.startswith(("rocksdb://", "memory://")):
+        raise ValueError(f"store must be rocksdb:// or memory://, not {settings.store!r}")
+    pipeline = pipeline or build_pipeline(settings)
+    partitions = settings.topic_partitions
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker_url(settings.broker),
+        broker_credentials=faust_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_commit_interval=settings.commit_interval,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topic_replication,
+        table_standby_replicas=settings.table_standby_replicas,
+        producer_max_request_size=settings.max_message_bytes + 65536,
+        stream_wait_empty=True,
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_in_thread=False,
+    )
+    # Raw bytes in and out: the domain model is not a faust.Record.
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
+    source = app.topic(settings.input_topic, partitions=partitions, schema=raw)
+    table = BaselineTable(app, name=TABLE_NAME, default=None, partitions=partitions,
+                          beacon=app.tables.beacon, schema=raw,
+                          help="session id -> device baseline (orjson bytes)")
+    app.tables.add(table)
+    metrics = Metrics()
+    runner = BatchRunner(app, settings, pipeline, table, metrics)
+    app.sessionwarden_runner = runner  # type: ignore[attr-defined]  # tests and ops
+
+    async def sessions(stream: Any) -> None:
+        """Thin agent: batch, hand over, ack only what was fully handled."""
+        async for events in stream.noack_take(settings.batch_size, settings.batch_timeout):
+            try:
+                await runner.run(events)
+            except Exception as exc:  # delivery failed: never ack, never commit
+                on_fatal(exc)
+                raise
+            for event in events:
+                await stream.ack(event)
+
+    app.agent(source, name=f"{settings.app_id}.sessions")(sessions)
+
+    async def on_shutdown(sender: Any, /, *_: Any, signal: Any = None, **__: Any) -> None:
+        await runner.stop()
+
+    app.on_before_shutdown.connect(on_shutdown)
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any = None,
+                         **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        metrics.forget_partitions((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    async def health(web: Any, request: Any) -> Any:
+        ready, body = readiness(app)
+        metrics.ready.set(1 if ready else 0)
+        return web.json(body, status=200 if ready else 503)
+
+    async def metrics_page(web: Any, request: Any) -> Any:
+        metrics.ready.set(1 if readiness(app)[0] else 0)
+        return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    app.page("/health")(health)
+    app.page("/metrics")(metrics_page)
+    return app

@@ -1,0 +1,50 @@
+"""The one JSON codec for everything on the wire and on disk (orjson).
+
+Output records are dicts with a fixed key order; orjson writes them
+deterministically, which is what makes replay byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+import orjson
+
+from detectors.model import Baseline
+
+loads = orjson.loads
+JSONDecodeError = orjson.JSONDecodeError
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes."""
+    return orjson.dumps(value)
+
+
+def dumps_line(value: Any) -> bytes:
+    """One JSON Lines record, newline included."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def dumps_pretty(value: Any) -> bytes:
+    """Indented JSON for files people read (summary.json)."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+_BASELINE_FIELDS = frozenset(f.name for f in fields(Baseline))
+
+
+def baseline_to_bytes(baseline: Baseline) -> bytes:
+    """Serialize a baseline for the state store (Faust table / changelog)."""
+    return orjson.dumps(baseline)
+
+
+def baseline_from_bytes(data: bytes) -> Baseline:
+    """Inverse of baseline_to_bytes; unknown keys from newer versions are ignored."""
+    raw = orjson.loads(data)
+    values = {k: v for k, v in raw.items() if k in _BASELINE_FIELDS}
+    version = values.get("last_agent_version")
+    if version is not None:
+        values["last_agent_version"] = tuple(version)
+    return Baseline(**values)

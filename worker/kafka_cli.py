@@ -1,0 +1,112 @@
+"""The Kafka half of the CLI: `sessionwarden worker` and `sessionwarden produce`.
+
+Kept apart from `worker.cli` so `replay` (and `--help`) never import Faust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from worker.formats import FORMATS
+from worker.settings import Settings
+
+AddOptions = Callable[[argparse.ArgumentParser], None]
+
+_KAFKA_FLAGS = ("app_id", "data_dir", "web_port", "web_host", "store", "input_topic",
+                "log_level", "log_format", "batch_size")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, then the flags that were given."""
+    from worker.cli import _settings as base_settings  # noqa: PLC0415
+
+    settings = base_settings(args)
+    update: dict[str, Any] = {name: getattr(args, name) for name in _KAFKA_FLAGS
+                              if getattr(args, name, None) is not None}
+    if getattr(args, "partitions", None) is not None:
+        update["topic_partitions"] = args.partitions
+    if getattr(args, "no_web", False):
+        update["web_enabled"] = False
+    if getattr(args, "no_create_topics", False):
+        update["create_topics"] = False
+    return Settings(**{**settings.model_dump(), **update})
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Create missing topics, then run the Faust worker until SIGTERM/SIGINT."""
+    import faust  # noqa: PLC0415
+
+    from worker.app import create_app  # noqa: PLC0415
+    from worker.kafka_common import ensure_topics  # noqa: PLC0415
+    from worker.logs import logging_config  # noqa: PLC0415
+
+    settings = _settings(args)
+    # mode/Faust use the thread's current loop: create it before the app.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    if settings.create_topics:
+        partitions = loop.run_until_complete(ensure_topics(settings))
+        settings = settings.model_copy(update={"topic_partitions": partitions})
+    app = create_app(settings)
+    json_logs = settings.log_format.lower() == "json"
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, quiet=json_logs,
+                          logging_config=logging_config(settings.log_level, settings.log_format))
+    worker.execute_from_commandline()  # SIGTERM: stop, wait for batches, commit
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from worker.codec import dumps_pretty  # noqa: PLC0415
+    from worker.produce import produce  # noqa: PLC0415
+
+    settings = _settings(args)
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.is_file():
+            print(f"sessionwarden: cannot read input file {f}", file=sys.stderr)
+            return 2
+    topic = args.topic or settings.input_topic
+    summary = asyncio.run(produce(files, settings, topic, settings.input_format))
+    sys.stdout.write(dumps_pretty(summary.as_dict()).decode())
+    print(f"sent {summary.messages_sent:,} messages ({summary.keyed:,} keyed, "
+          f"{summary.unkeyed:,} unkeyed) from {summary.records_read:,} records in "
+          f"{summary.seconds:.2f}s -> {topic}", file=sys.stderr)
+    return 0
+
+
+def add_kafka_commands(sub: Any, add_data_options: AddOptions) -> None:
+    """Register `worker` and `produce` on the main parser's subcommands."""
+    p = sub.add_parser("worker", help="run the streaming worker on Kafka (Faust)",
+                       description="Consume session events, publish commands, audit events, "
+                                   "alerts and dead letters. Settings come from "
+                                   "SESSIONWARDEN_* environment variables; flags override.")
+    p.add_argument("--broker", help="bootstrap servers, e.g. kafka://localhost:9092")
+    p.add_argument("--app-id", help="Faust app id = consumer group id")
+    p.add_argument("--data-dir", help="local state directory (RocksDB)")
+    p.add_argument("--store", help="rocksdb:// (default) or memory://")
+    p.add_argument("--input-topic", help="topic to consume (default session-events)")
+    p.add_argument("--partitions", type=int, help="partitions for topics created at start-up")
+    p.add_argument("--batch-size", type=int, help="max events per batch")
+    p.add_argument("--web-port", type=int, help="port of /health and /metrics")
+    p.add_argument("--web-host", help="bind address of the web server")
+    p.add_argument("--no-web", action="store_true", help="no web server")
+    p.add_argument("--no-create-topics", action="store_true",
+                   help="do not create missing topics at start-up")
+    p.add_argument("--log-level", help="DEBUG|INFO|WARNING|ERROR")
+    p.add_argument("--log-format", choices=("json", "text"), help="log line format")
+    add_data_options(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("produce", help="send log files to the input topic, keyed by session")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--broker", help="bootstrap servers, e.g. localhost:9092")
+    p.add_argument("--topic", help="target topic (default: the input topic setting)")
+    p.add_argument("--format", choices=FORMATS, help="force the input format (default: auto)")
+    p.add_argument("--partitions", type=int, help="partitions if the topic must be created")
+    p.add_argument("--no-create-topics", action="store_true",
+                   help="do not create a missing topic")
+    p.set_defaults(func=cmd_produce)

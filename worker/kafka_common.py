@@ -1,0 +1,175 @@
+"""Kafka plumbing shared by the worker, `produce` and the tests.
+
+One place turns `Settings` into what Faust and aiokafka each want (broker
+list, TLS/SASL), and creates the topics, so the worker, the producer CLI and
+the admin client can never disagree about security or partition counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from worker.settings import Settings
+
+log = logging.getLogger("sessionwarden.kafka")
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def bootstrap_servers(broker: str) -> str:
+    """aiokafka's "h1:p1,h2:p2" from Faust's "kafka://h1:p1;h2:p2" (or a plain list)."""
+    hosts: list[str] = []
+    for part in broker.replace(";", ",").split(","):
+        host = part.strip()
+        if "://" in host:
+            host = host.split("://", 1)[1]
+        host = host.rstrip("/")
+        if host:
+            hosts.append(host)
+    if not hosts:
+        raise ValueError(f"no broker address in {broker!r}")
+    return ",".join(hosts)
+
+
+def faust_broker_url(broker: str) -> str:
+    """Faust's "kafka://h1:p1;h2:p2" from either spelling."""
+    return ";".join(f"kafka://{h}" for h in bootstrap_servers(broker).split(","))
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if "SSL" not in settings.security_protocol.upper():
+        return None
+    from aiokafka.helpers import create_ssl_context  # noqa: PLC0415
+
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.ssl_cafile, certfile=settings.ssl_certfile,
+        keyfile=settings.ssl_keyfile)
+    return context
+
+
+def _check_protocol(settings: Settings) -> str:
+    protocol = settings.security_protocol.upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ValueError(f"security_protocol must be one of {SECURITY_PROTOCOLS}, "
+                         f"not {settings.security_protocol!r}")
+    if protocol.startswith("SASL") and not (settings.sasl_username and settings.sasl_password):
+        raise ValueError(f"{protocol} needs sasl_username and sasl_password")
+    return protocol
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiokafka clients (producer, admin) from Settings."""
+    protocol = _check_protocol(settings)
+    kwargs: dict[str, Any] = {"security_protocol": protocol}
+    context = _ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if protocol.startswith("SASL"):
+        kwargs.update(sasl_mechanism=settings.sasl_mechanism or "PLAIN",
+                      sasl_plain_username=settings.sasl_username,
+                      sasl_plain_password=settings.sasl_password)
+    return kwargs
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's `broker_credentials` (None for PLAINTEXT) from Settings."""
+    protocol = _check_protocol(settings)
+    if protocol == "PLAINTEXT":
+        return None
+    import faust  # noqa: PLC0415
+
+    context = _ssl_context(settings)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(username=settings.sasl_username,
+                                 password=settings.sasl_password,
+                                 mechanism=settings.sasl_mechanism or "PLAIN",
+                                 ssl_context=context)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    """The topics a deployment needs, with partitions and configs."""
+
+    partitions: dict[str, int]
+    configs: dict[str, dict[str, str]]
+
+
+def topic_plan(settings: Settings, partitions: int | None = None) -> TopicPlan:
+    """Input, outputs and DLQ with one partition count (co-partitioned by session id).
+
+    The input and dead-letter topics accept `max_message_bytes` records: a
+    poison message must reach the DLQ whole, not fail the batch.
+    """
+    n = partitions or settings.topic_partitions
+    big = {"max.message.bytes": str(settings.max_message_bytes)}
+    names = (settings.input_topic, settings.commands_topic, settings.audit_topic,
+             settings.alerts_topic, settings.dlq_topic)
+    return TopicPlan(partitions=dict.fromkeys(names, n),
+                     configs={settings.input_topic: dict(big), settings.dlq_topic: dict(big)})
+
+
+async def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> int:
+    """Create missing topics; return the input topic's partition count.
+
+    Faust creates its own changelog topics but not source topics. An existing
+    input topic wins: the table must have exactly its partition count.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+    from aiokafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(settings.broker),
+                                request_timeout_ms=int(timeout * 1000),
+                                **aiokafka_security(settings))
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, [settings.input_topic])
+        partitions = existing.get(settings.input_topic) or settings.topic_partitions
+        plan = topic_plan(settings, partitions)
+        current = await _partition_counts(admin, list(plan.partitions))
+        missing = [NewTopic(name=name, num_partitions=n,
+                            replication_factor=settings.topic_replication,
+                            topic_configs=plan.configs.get(name, {}))
+                   for name, n in plan.partitions.items() if name not in current]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                await admin.create_topics(missing, timeout_ms=int(timeout * 1000))
+            log.info("created topics", extra={"topics": [t.name for t in missing],
+                                              "partitions": partitions})
+        await _wait_for_leaders(admin, plan.partitions, timeout)
+        return partitions
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: Any, topics: list[str]) -> dict[str, int]:
+    # Describe only topics that exist: a metadata request for a missing topic
+    # auto-creates it (one partition) on brokers with auto.create.topics.enable.
+    existing = set(await admin.list_topics())
+    wanted = [t for t in topics if t in existing]
+    if not wanted:
+        return {}
+    described = await admin.describe_topics(wanted)
+    return {t["topic"]: len(t["partitions"]) for t in described
+            if t.get("error_code") == 0 and t.get("partitions")}
+
+
+async def _wait_for_leaders(admin: Any, topics: Mapping[str, int], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        described = await admin.describe_topics(list(topics))
+        ready = {t["topic"] for t in described
+                 if t.get("error_code") == 0 and len(t["partitions"]) >= 1
+                 and all(p["leader"] >= 0 for p in t["partitions"])}
+        if ready >= set(topics):
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"topics without leaders after {timeout}s: {set(topics) - ready}")
+        await asyncio.sleep(0.1)

@@ -1,0 +1,100 @@
+"""Prometheus metrics of the worker, served at /metrics on Faust's web port.
+
+Counters mirror the pipeline's `Stats` (the same numbers replay prints), so
+a dashboard and `summary.json` can be compared directly. Each app gets its
+own registry: several apps in one process (tests) never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter as TallyCounter
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from worker.pipeline import Stats
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    60.0, 300.0)
+_SIZE_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class Metrics:
+    """The worker's metric families and the bookkeeping to feed them."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.events = Counter("sessionwarden_events", "Input events by outcome "
+                              "(processed|duplicate|skipped|dead)", ["outcome"], registry=r)
+        self.commands = Counter("sessionwarden_commands", "Session commands published, by type",
+                                ["type"], registry=r)
+        self.outputs = Counter("sessionwarden_output_records", "Records published, by topic",
+                               ["topic"], registry=r)
+        self.dlq = Counter("sessionwarden_dlq_records", "Records published to the dead-letter "
+                           "topic", registry=r)
+        self.internal_errors = Counter("sessionwarden_internal_errors", "Records dead-lettered "
+                                       "because the pipeline raised (bugs, not bad input)",
+                                       registry=r)
+        self.unkeyed = Counter("sessionwarden_unkeyed_records", "Input records without a Kafka "
+                               "key (their session state may be split across partitions)",
+                               registry=r)
+        self.batch_seconds = Histogram("sessionwarden_batch_duration_seconds", "Wall time of one "
+                                       "batch: evaluate, publish, flush, store", registry=r,
+                                       buckets=_LATENCY_BUCKETS)
+        self.batch_size = Histogram("sessionwarden_batch_size", "Input records per batch",
+                                    registry=r, buckets=_SIZE_BUCKETS)
+        self.event_latency = Histogram("sessionwarden_event_latency_seconds", "Kafka record "
+                                       "timestamp to its outputs being delivered", registry=r,
+                                       buckets=_LATENCY_BUCKETS)
+        self.lag = Gauge("sessionwarden_consumer_lag", "Records behind the high watermark, per "
+                         "input partition", ["topic", "partition"], registry=r)
+        self.ready = Gauge("sessionwarden_ready", "1 when partitions are assigned and tables "
+                           "recovered", registry=r)
+        self._seen = TallyCounter[str]()
+        self._seen_commands = TallyCounter[str]()
+
+    def observe_stats(self, stats: Stats) -> None:
+        """Advance the outcome and command counters to the pipeline's totals."""
+        totals = {"processed": stats.events_processed - stats.duplicates,
+                  "duplicate": stats.duplicates, "skipped": stats.events_skipped,
+                  "dead": stats.dead_letters}
+        for outcome, total in totals.items():
+            delta = total - self._seen[outcome]
+            if delta > 0:
+                self.events.labels(outcome).inc(delta)
+                self._seen[outcome] = total
+        for kind, total in stats.commands_by_type.items():
+            delta = total - self._seen_commands[kind]
+            if delta > 0:
+                self.commands.labels(kind).inc(delta)
+                self._seen_commands[kind] = total
+
+    def observe_outputs(self, per_topic: Mapping[str, int], dlq: int) -> None:
+        for topic, n in per_topic.items():
+            if n:
+                self.outputs.labels(topic).inc(n)
+        if dlq:
+            self.dlq.inc(dlq)
+
+    def observe_latencies(self, now: float, timestamps: Iterable[float | None]) -> None:
+        observe = self.event_latency.observe
+        for ts in timestamps:
+            if ts:
+                observe(max(now - ts, 0.0))
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.lag.labels(topic, str(partition)).set(max(lag, 0))
+
+    def forget_partitions(self, tps: Iterable[tuple[str, int]]) -> None:
+        """Drop lag series of partitions this worker no longer owns."""
+        for topic, partition in tps:
+            with contextlib.suppress(KeyError):
+                self.lag.remove(topic, str(partition))
+
+    def render(self) -> bytes:
+        data: bytes = generate_latest(self.registry)
+        return data

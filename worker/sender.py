@@ -1,0 +1,94 @@
+"""Batched, keyed producing without one `await` per record.
+
+Records are appended synchronously to aiokafka record batches, one open batch
+per topic-partition (partition chosen by the same murmur2 partitioner the Java
+client and aiokafka use, so keyed records land where any producer would put
+them). `flush()` submits the batches and awaits their delivery: one network
+wait per input batch, however many records it produced. Batches of one
+topic-partition are submitted in creation order and aiokafka keeps at most one
+request in flight per broker, so per-key order is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+
+Header = tuple[str, bytes]
+
+
+class BatchSender:
+    """Accumulates records per topic-partition; `flush` delivers them all."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
+        self._open: dict[tuple[str, int], Any] = {}
+        self._full: list[tuple[tuple[str, int], Any]] = []
+        self._round_robin: dict[str, itertools.cycle[int]] = {}
+        self.pending = 0
+        """Records appended since the last flush."""
+
+    async def prepare(self, topics: Iterable[str]) -> None:
+        """Load partition metadata for topics (once, before the first `add`)."""
+        for topic in topics:
+            if topic not in self._partitions:
+                parts = sorted(await self._producer.partitions_for(topic))
+                if not parts:
+                    raise RuntimeError(f"topic {topic!r} has no partitions")
+                self._partitions[topic] = parts
+                self._round_robin[topic] = itertools.cycle(parts)
+
+    def partition_for(self, topic: str, key: bytes | None) -> int:
+        """The partition a keyed record goes to; unkeyed records rotate."""
+        parts = self._partitions[topic]
+        if key is None:
+            return next(self._round_robin[topic])
+        partition: int = self._partitioner(key, parts, parts)
+        return partition
+
+    def add(self, topic: str, key: bytes | None, value: bytes,
+            headers: Sequence[Header] = (), partition: int | None = None) -> None:
+        """Append one record; never waits."""
+        p = self.partition_for(topic, key) if partition is None else partition
+        tp = (topic, p)
+        batch = self._open.get(tp)
+        if batch is None:
+            batch = self._open[tp] = self._producer.create_batch()
+        hdrs = list(headers)
+        if batch.append(timestamp=None, key=key, value=value, headers=hdrs) is None:
+            self._full.append((tp, batch))
+            batch = self._open[tp] = self._producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value, headers=hdrs) is None:
+                raise MessageSizeTooLargeError(f"record of {len(value)} bytes does not fit")
+        self.pending += 1
+
+    async def submit(self) -> list[asyncio.Future[Any]]:
+        """Hand every batch to the producer; returns their delivery futures.
+
+        Waits only while aiokafka drains an earlier batch of the same
+        partition (its back-pressure), never for the broker's answer.
+        """
+        batches = [*self._full, *self._open.items()]
+        self._full = []
+        self._open = {}
+        self.pending = 0
+        return [await self._producer.send_batch(batch, topic, partition=partition)
+                for (topic, partition), batch in batches]
+
+    async def flush(self) -> int:
+        """Submit every batch and wait until the broker acknowledged all of them.
+
+        Raises the producer's error if any batch could not be delivered; the
+        caller must then not acknowledge the input that produced them.
+        """
+        sent = self.pending
+        if sent:
+            await asyncio.gather(*await self.submit())
+        return sent
