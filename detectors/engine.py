@@ -123,8 +123,24 @@ def _remember(base: Baseline, ev: EnrichedEvent) -> None:
     base.events_seen += 1
 
 
+class _Why:
+    """The decision's explanation, built once and only if a record carries it."""
+
+    __slots__ = ("_args", "_value")
+
+    def __init__(self, ev: EnrichedEvent, base: Baseline, policy_version: str,
+                 findings: list[Finding], rules: list[str]) -> None:
+        self._args = (ev, base, policy_version, findings, rules)
+        self._value: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = explanation(*self._args)
+        return self._value
+
+
 def _expiry_commands(ev: EnrichedEvent, base: Baseline, policy: Policy, decision: Decision,
-                     why: dict[str, Any], rules: list[str]) -> None:
+                     why: _Why, rules: list[str]) -> None:
     """The seed's expiry and cookie-mode rules, with tenant limits and precedence."""
     e = ev.event
     now = e.occurred_at
@@ -170,11 +186,11 @@ def _expiry_commands(ev: EnrichedEvent, base: Baseline, policy: Policy, decision
         rules.append(mode[1])
         cmd = command(ev, base, "set_cookie_mode", pv, mode=mode[0], reason=mode[1])
         decision.commands.append(cmd)
-        decision.audit.append(audit(cmd, ev, f"Session cookie mode set to {mode[0]}", why))
+        decision.audit.append(audit(cmd, ev, f"Session cookie mode set to {mode[0]}", why()))
         base.cookie_mode = mode[0]
 
 
-def _set_expiry(ev: EnrichedEvent, base: Baseline, decision: Decision, why: dict[str, Any],
+def _set_expiry(ev: EnrichedEvent, base: Baseline, decision: Decision, why: _Why,
                 rules: list[str], kind: str, field_name: str, value: int, source: str,
                 limit: int, limit_name: str, policy_version: str) -> None:
     requested = value
@@ -190,13 +206,13 @@ def _set_expiry(ev: EnrichedEvent, base: Baseline, decision: Decision, why: dict
                   requested=format_time(requested) if clamped else None)
     decision.commands.append(cmd)
     decision.audit.append(audit(cmd, ev, f"Session {field_name} set to {format_time(value)}",
-                                why))
+                                why()))
     if clamped:
         decision.audit.append(audit(
             cmd, ev,
             f"Requested {field_name} {format_time(requested)} is above the tenant's "
             f"{limit_name} lifetime limit; clamped to {format_time(value)}",
-            why, log_type="w"))
+            why(), log_type="w"))
     if field_name == "expires_at":
         base.expires_at = value
     else:
@@ -232,11 +248,7 @@ def evaluate(ev: EnrichedEvent, baseline: Baseline | None, policy: Policy) -> De
     findings = _detect(ev, base, first, policy)
     decision.findings = findings
     rules: list[str] = []
-    # The explanation is only built when something will carry it.
-    why = explanation(ev, base, policy.version, findings, rules) if (
-        findings or e.connection_metadata or e.organization_metadata
-        or base.connection_timeout_ms or base.idle_timeout_ms
-        or policy.expiry_rules or policy.cookie_rules) else {}
+    why = _Why(ev, base, policy.version, findings, rules)
     revoking = [f for f in findings if f.action == "revoke"]
     cmd_id: str | None = None
     if revoking:
@@ -248,7 +260,7 @@ def evaluate(ev: EnrichedEvent, baseline: Baseline | None, policy: Policy) -> De
                                    "evidence": f.evidence} for f in findings])
         cmd_id = cmd["command_id"]
         decision.commands.append(cmd)
-        decision.audit.append(audit(cmd, ev, cause.reason, why))
+        decision.audit.append(audit(cmd, ev, cause.reason, why()))
         base.revoked = True
         base.revoked_at = e.occurred_at
     decision.alerts.extend(alert(f, ev, base, policy.version, cmd_id) for f in findings)

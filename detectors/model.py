@@ -23,6 +23,7 @@ class EventType(StrEnum):
 
 
 EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
+EVENT_TYPE_BY_NAME: dict[str, EventType] = {t.value: t for t in EventType}
 
 
 @dataclass(slots=True, frozen=True)

@@ -38,6 +38,12 @@ def parse_time(value: object) -> int:
         return ms
     if not isinstance(value, str):
         raise TimeFormatError(f"not a timestamp: {value!r}")
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=65536)
+def _parse_text(value: str) -> int:
+    """Text timestamps, cached: a session's created/authenticated/expiry times repeat."""
     fast = _fast_iso(value)
     if fast is not None:
         return fast

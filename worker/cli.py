@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from detectors import PolicyError
-from worker.enrich import EnrichmentError, Enricher
+from worker.enrich import Enricher, EnrichmentError
 from worker.formats import FORMATS
 from worker.policy_file import load_policy
 from worker.settings import Settings

@@ -66,8 +66,8 @@ class Enricher:
 
     def _lookup_ip(self, ip: str) -> Network:
         addr = ipaddress.ip_address(ip)
-        if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-            addr = addr.ipv4_mapped  # type: ignore[union-attr]
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
         if not addr.is_global:
             return Network(ip=ip, private=True)
         text = str(addr)

@@ -87,7 +87,7 @@ class Stats:
 
 def _reason_class(reason: str) -> str:
     """Group dead-letter reasons for the summary (drop the varying details)."""
-    return reason.split(":", 1)[0][:80]
+    return reason.split(":", 1)[0].split("[", 1)[0].strip()[:80]
 
 
 def dead_letter(raw: bytes, reason: str, source: str, origin: dict[str, Any]) -> dict[str, Any]:

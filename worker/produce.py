@@ -23,7 +23,7 @@ from worker.codec import dumps, loads
 from worker.formats import decode_line, decode_record
 from worker.kafka_common import aiokafka_security, bootstrap_servers, ensure_topics
 from worker.replay import Progress, iter_records
-from worker.sender import BatchSender
+from worker.sender import BatchSender, Submitted
 from worker.settings import Settings
 
 SUBMIT_EVERY = 2000
@@ -101,7 +101,7 @@ async def produce(files: list[Path], settings: Settings, topic: str, fmt: str = 
     try:
         sender = BatchSender(producer)
         await sender.prepare([topic])
-        in_flight: list[list[asyncio.Future[Any]]] = []
+        in_flight: list[list[Submitted]] = []
         for key, value in _messages(files, fmt, summary):
             sender.add(topic, key, value)
             summary.messages_sent += 1
@@ -113,11 +113,11 @@ async def produce(files: list[Path], settings: Settings, topic: str, fmt: str = 
             if sender.pending >= SUBMIT_EVERY:
                 in_flight.append(await sender.submit())
                 if len(in_flight) > MAX_IN_FLIGHT:
-                    await asyncio.gather(*in_flight.pop(0))
+                    await asyncio.gather(*(fut for *_, fut in in_flight.pop(0)))
                 progress.update(summary.bytes_sent, summary.messages_sent)
         in_flight.append(await sender.submit())
         for group in in_flight:
-            await asyncio.gather(*group)
+            await asyncio.gather(*(fut for *_, fut in group))
     finally:
         await producer.stop()
         progress.done()

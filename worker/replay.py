@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -118,7 +118,7 @@ def replay(files: list[Path], out_dir: Path, policy: Policy, enricher: Enricher,
     return summary
 
 
-def _flush(outputs: Outputs, sinks: list[IO[bytes]]) -> None:
+def _flush(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
     for records, sink in zip((outputs.commands, outputs.audit, outputs.alerts, outputs.dead),
                              sinks, strict=True):
         if records:

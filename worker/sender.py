@@ -20,6 +20,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 Header = tuple[str, bytes]
+Submitted = tuple[str, int, int, "asyncio.Future[Any]"]
+Delivered = tuple[str, int, int]
 
 
 class BatchSender:
@@ -69,8 +71,8 @@ class BatchSender:
                 raise MessageSizeTooLargeError(f"record of {len(value)} bytes does not fit")
         self.pending += 1
 
-    async def submit(self) -> list[asyncio.Future[Any]]:
-        """Hand every batch to the producer; returns their delivery futures.
+    async def submit(self) -> list[Submitted]:
+        """Hand every batch to the producer; returns (topic, partition, records, future).
 
         Waits only while aiokafka drains an earlier batch of the same
         partition (its back-pressure), never for the broker's answer.
@@ -79,16 +81,20 @@ class BatchSender:
         self._full = []
         self._open = {}
         self.pending = 0
-        return [await self._producer.send_batch(batch, topic, partition=partition)
+        return [(topic, partition, batch.record_count(),
+                 await self._producer.send_batch(batch, topic, partition=partition))
                 for (topic, partition), batch in batches]
 
-    async def flush(self) -> int:
+    async def flush(self) -> list[Delivered]:
         """Submit every batch and wait until the broker acknowledged all of them.
 
+        Returns (topic, partition, last offset written) per delivered batch.
         Raises the producer's error if any batch could not be delivered; the
         caller must then not acknowledge the input that produced them.
         """
-        sent = self.pending
-        if sent:
-            await asyncio.gather(*await self.submit())
-        return sent
+        if not self.pending:
+            return []
+        submitted = await self.submit()
+        results = await asyncio.gather(*(fut for *_, fut in submitted))
+        return [(topic, partition, meta.offset + count - 1)
+                for (topic, partition, count, _fut), meta in zip(submitted, results, strict=True)]

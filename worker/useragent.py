@@ -29,7 +29,7 @@ def _from_summary(raw: str) -> Agent | None:
     m = _SUMMARY.fullmatch(raw.strip())
     if m is None or "(" in raw:
         return None
-    parts = (m.group("version") or "").split(".") + [None, None, None]  # type: ignore[list-item]
+    parts: list[str | None] = [*(m.group("version") or "").split("."), None, None, None]
     return Agent(
         raw=raw,
         family=m.group("family").strip(),

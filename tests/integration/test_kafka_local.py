@@ -167,15 +167,18 @@ async def test_faust_table_smoke(
             if seen >= want:
                 done.set()
 
-    await app.start()
+    # Bounded everywhere: a Faust app that cannot join its group (e.g. broker
+    # group.min.session.timeout.ms above broker_session_timeout) would
+    # otherwise retry forever instead of failing the test.
+    await asyncio.wait_for(app.start(), timeout=30)
     try:
         for i in range(want):
             await events.send(key=f"user-{i % 2}", value="login")
-        await asyncio.wait_for(done.wait(), timeout=60)
+        await asyncio.wait_for(done.wait(), timeout=30)
         assert counts["user-0"] == 3
         assert counts["user-1"] == 3
     finally:
-        await app.stop()
+        await asyncio.wait_for(app.stop(), timeout=30)
 
     changelog = f"{unique_topic_prefix}-app-counts-changelog"
     consumer = AIOKafkaConsumer(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from detectors.model import EventType, SessionEvent, SessionInfo
-from worker.enrich import EnrichmentError, Enricher
+from worker.enrich import Enricher, EnrichmentError
 from worker.settings import Settings
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -10,7 +10,8 @@ from detectors import DEFAULT_POLICY, Baseline
 from worker.enrich import Enricher
 from worker.pipeline import Outputs, Pipeline
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text()
+json_scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+                | st.floats(allow_nan=False) | st.text())
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                            max_leaves=12)
@@ -47,19 +48,22 @@ def _check(pipeline: Pipeline, lines: list[bytes]) -> None:
     assert s.events_read >= len(lines)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(max_size=200), max_size=5))
 def test_arbitrary_bytes_never_crash(enricher: Enricher, lines: list[bytes]) -> None:
     _check(Pipeline(enricher, DEFAULT_POLICY), lines)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(json_values.map(orjson.dumps), max_size=5))
 def test_arbitrary_json_never_crashes(enricher: Enricher, lines: list[bytes]) -> None:
     _check(Pipeline(enricher, DEFAULT_POLICY), lines)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(native_like.map(orjson.dumps), min_size=1, max_size=8))
 def test_native_shaped_input_never_crashes(enricher: Enricher, lines: list[bytes]) -> None:
     _check(Pipeline(enricher, DEFAULT_POLICY), lines)

@@ -86,7 +86,10 @@ def decode_text(text: str, fmt: str = "auto") -> Outcome:
             try:
                 return adapter.normalize_text(text)
             except InvalidRecord as exc:
-                return Invalid(str(exc), adapter.name)
+                reason = str(exc)
+                # Auto-detection: garbage text is nobody's malformed record.
+                unknown = fmt == "auto" and reason.startswith("not JSON")
+                return Invalid(reason, "unknown" if unknown else adapter.name)
     return Invalid(f"not JSON: {text[:80]!r}")
 
 

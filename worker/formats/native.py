@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.model import EVENT_TYPES, EventType, SessionEvent, SessionInfo
+from detectors.model import EVENT_TYPE_BY_NAME, EVENT_TYPES, SessionEvent, SessionInfo
 from detectors.timefmt import TimeFormatError, parse_time
 from worker.formats.base import (
     InvalidRecord,
@@ -35,7 +35,8 @@ def normalize_native(record: dict[str, Any]) -> SessionEvent:
     if not isinstance(event_id, str) or not event_id:
         raise InvalidRecord("event_id missing or not a string")
     kind = record.get("type")
-    if kind not in EVENT_TYPES:
+    event_type = EVENT_TYPE_BY_NAME.get(kind) if isinstance(kind, str) else None
+    if event_type is None:
         raise InvalidRecord(f"type must be one of {sorted(EVENT_TYPES)}, got {kind!r}"[:200])
     if "occurred_at" not in record:
         raise InvalidRecord("occurred_at missing")
@@ -60,7 +61,7 @@ def normalize_native(record: dict[str, Any]) -> SessionEvent:
     org = as_dict(organization)
     return SessionEvent(
         event_id=event_id,
-        type=EventType(kind),
+        type=event_type,
         occurred_at=occurred_at,
         session=SessionInfo(
             id=session_id,

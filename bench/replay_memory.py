@@ -1,0 +1,95 @@
+"""Memory of replay's in-process baseline dict, per session baseline.
+
+Run as its own process (`python -m bench.replay_memory WARM FILE`): it feeds
+WARM (other sessions) through the pipeline first, so one-time costs (the
+user-agent regexes, database pages) are paid before the baseline RSS is
+taken, then FILE through the same Pipeline replay uses into a plain dict,
+discarding outputs, and prints JSON with two measures:
+
+- `rss_bytes_per_session`: growth of the process RSS over the run (includes
+  the bounded IP and user-agent caches and allocator slack);
+- `deep_bytes_per_session`: `sys.getsizeof` summed over the dict and every
+  object reachable from the stored baselines, each object counted once
+  (strings shared between sessions, e.g. a popular user agent, count once).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import rss_bytes
+
+
+def deep_size(store: dict[str, Any]) -> int:
+    """Bytes of the dict, its keys and everything the baselines reference, once each."""
+    seen: set[int] = set()
+    total = 0
+    stack: list[Any] = [store]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            stack.extend(obj)
+        elif hasattr(obj, "__slots__"):
+            stack.extend(getattr(obj, name) for name in obj.__slots__ if hasattr(obj, name))
+    return total
+
+
+def _feed(pipeline: Any, path: Path, store: dict[str, Any]) -> None:
+    from worker.pipeline import Outputs  # noqa: PLC0415
+
+    outputs = Outputs()
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, start=1):
+            pipeline.process(line, {"line": n}, store, outputs)
+            outputs.clear()
+
+
+def measure(warm: Path, path: Path) -> dict[str, Any]:
+    """Run the pipeline over path into a dict store; RSS and deep size per baseline."""
+    from worker.cli import build_enricher  # noqa: PLC0415 - after the RSS baseline
+    from worker.pipeline import Pipeline  # noqa: PLC0415
+    from worker.policy_file import load_policy  # noqa: PLC0415
+    from worker.settings import Settings  # noqa: PLC0415
+
+    settings = Settings()
+    pipeline = Pipeline(build_enricher(settings), load_policy(settings.policy_file))
+    _feed(pipeline, warm, {})
+    store: dict[str, Any] = {}
+    gc.collect()
+    before = rss_bytes(os.getpid())
+    _feed(pipeline, path, store)
+    gc.collect()
+    after = rss_bytes(os.getpid())
+    sessions = len(store)
+    deep = deep_size(store)
+    return {"sessions": sessions, "rss_growth_bytes": after - before,
+            "rss_bytes_per_session": round((after - before) / max(sessions, 1), 1),
+            "deep_bytes": deep, "deep_bytes_per_session": round(deep / max(sessions, 1), 1),
+            "baseline_json_bytes_avg": round(
+                sum(len(orjson.dumps(b)) for b in store.values()) / max(sessions, 1), 1)}
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        print("usage: python -m bench.replay_memory WARM FILE", file=sys.stderr)
+        return 2
+    sys.stdout.write(orjson.dumps(measure(Path(sys.argv[1]), Path(sys.argv[2]))).decode()
+                     + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Broker-free tests of the Kafka plumbing: addresses, security, keys, batching, logs.
+
+Why: these decide where records land (partition = session) and whether a
+secured cluster is reachable at all; mistakes here only show up in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+import orjson
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from worker.kafka_common import (
+    aiokafka_security,
+    bootstrap_servers,
+    faust_broker_url,
+    faust_credentials,
+    topic_plan,
+)
+from worker.logs import JsonFormatter, logging_config
+from worker.metrics import Metrics
+from worker.pipeline import Stats
+from worker.produce import keyed_records
+from worker.sender import BatchSender
+from worker.settings import Settings
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/119.0"
+
+
+def ev(event_id: str, session: str) -> dict[str, Any]:
+    return {"event_id": event_id, "type": "login", "occurred_at": "2026-11-01T00:00:00.000Z",
+            "session": {"id": session}, "request": {"ip": "81.2.69.142", "user_agent": UA}}
+
+
+@pytest.mark.parametrize(("broker", "expected"), [
+    ("kafka://localhost:9092", "localhost:9092"),
+    ("kafka://a:1;kafka://b:2", "a:1,b:2"),
+    ("kafka://a:1;b:2/", "a:1,b:2"),
+    ("a:1, b:2", "a:1,b:2"),
+])
+def test_broker_addresses_in_both_spellings(broker: str, expected: str) -> None:
+    assert bootstrap_servers(broker) == expected
+    assert faust_broker_url(broker) == ";".join(f"kafka://{h}" for h in expected.split(","))
+
+
+def test_empty_broker_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no broker"):
+        bootstrap_servers(" ; ")
+
+
+def test_security_settings_map_to_aiokafka_and_faust() -> None:
+    assert aiokafka_security(Settings()) == {"security_protocol": "PLAINTEXT"}
+    assert faust_credentials(Settings()) is None
+    sasl = Settings(security_protocol="sasl_plaintext", sasl_mechanism="SCRAM-SHA-512",
+                    sasl_username="u", sasl_password="p")
+    assert aiokafka_security(sasl) == {
+        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u", "sasl_plain_password": "p"}
+    creds = faust_credentials(sasl)
+    assert isinstance(creds, faust.SASLCredentials)
+    assert creds.username == "u" and creds.mechanism.value == "SCRAM-SHA-512"
+    ssl = Settings(security_protocol="SSL")
+    assert aiokafka_security(ssl)["ssl_context"] is not None
+    assert isinstance(faust_credentials(ssl), faust.SSLCredentials)
+    with pytest.raises(ValueError, match="needs sasl_username"):
+        aiokafka_security(Settings(security_protocol="SASL_SSL"))
+    with pytest.raises(ValueError, match="security_protocol"):
+        aiokafka_security(Settings(security_protocol="TLS"))
+
+
+def test_topic_plan_copartitions_everything_and_sizes_input_and_dlq() -> None:
+    s = Settings(max_message_bytes=5_000_000)
+    plan = topic_plan(s, partitions=6)
+    assert set(plan.partitions.values()) == {6}
+    assert set(plan.partitions) == {"session-events", "session-commands", "session-audit",
+                                    "session-alerts", "session-events-dlq"}
+    assert plan.configs == {"session-events": {"max.message.bytes": "5000000"},
+                            "session-events-dlq": {"max.message.bytes": "5000000"}}
+
+
+def test_produce_keys_by_normalized_session_and_keeps_the_original_bytes() -> None:
+    line = orjson.dumps(ev("e1", "s-1")) + b"\n"
+    assert keyed_records(line) == [(b"s-1", line[:-1])]
+    assert keyed_records(b"not json\r\n") == [(None, b"not json")]
+    assert keyed_records(b"") == [(None, b"")]
+    one_session = orjson.dumps([ev("e1", "s-1"), ev("e2", "s-1"), {"bad": 1}])
+    assert keyed_records(one_session) == [(b"s-1", one_session)]
+
+
+def test_produce_splits_array_lines_holding_several_sessions() -> None:
+    items = [ev("e1", "s-1"), ev("e2", "s-2"), {"bad": 1}]
+    assert keyed_records(orjson.dumps(items)) == [
+        (b"s-1", orjson.dumps(items[0])), (b"s-2", orjson.dumps(items[1])),
+        (None, orjson.dumps(items[2]))]
+
+
+class FakeProducer:
+    """Records send_batch calls; batches are real aiokafka BatchBuilders."""
+
+    def __init__(self, batch_size: int = 16384) -> None:
+        self.batch_size = batch_size
+        self.sent: list[tuple[str, int, int]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2, 3}
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(self.batch_size, 0)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *,
+                         partition: int) -> asyncio.Future[None]:
+        self.sent.append((topic, partition, batch.record_count()))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+async def test_sender_partitions_like_kafka_and_keeps_per_partition_order() -> None:
+    producer = FakeProducer(batch_size=300)
+    sender = BatchSender(producer)
+    await sender.prepare(["t"])
+    expected = DefaultPartitioner()(b"s-1", [0, 1, 2, 3], [0, 1, 2, 3])
+    assert sender.partition_for("t", b"s-1") == expected
+    assert {sender.partition_for("t", None) for _ in range(4)} == {0, 1, 2, 3}
+    for _ in range(10):
+        sender.add("t", b"s-1", b"x" * 100)
+    sender.add("t", b"s-1", b"y" * 2000)  # larger than a batch: gets a batch of its own
+    assert sender.pending == 11
+    assert await sender.flush() == 11
+    assert sender.pending == 0
+    assert all(p == expected for _t, p, _n in producer.sent)
+    assert sum(n for *_, n in producer.sent) == 11 and len(producer.sent) > 2
+    assert await sender.flush() == 0
+
+
+def test_json_log_lines_carry_extras_and_exceptions() -> None:
+    fmt = JsonFormatter()
+    record = logging.LogRecord("sessionwarden.x", logging.INFO, __file__, 1, "hello %s",
+                               ("world",), None)
+    record.topics = ["a"]
+    record.obj = object()
+    line = orjson.loads(fmt.format(record))
+    assert line["msg"] == "hello world" and line["level"] == "INFO"
+    assert line["topics"] == ["a"] and line["obj"].startswith("<object")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        import sys  # noqa: PLC0415
+
+        record.exc_info = sys.exc_info()
+    assert "ValueError: bad" in orjson.loads(fmt.format(record))["exc"]
+    assert logging_config("INFO", "text") is None
+    assert logging_config("debug", "json")["root"]["level"] == "DEBUG"  # type: ignore[index]
+
+
+def test_metrics_follow_pipeline_stats_by_deltas() -> None:
+    m = Metrics()
+    stats = Stats(events_processed=10, duplicates=2, events_skipped=1, dead_letters=3)
+    stats.commands_by_type["revoke_session"] = 4
+    m.observe_stats(stats)
+    stats.events_processed += 5
+    stats.commands_by_type["revoke_session"] += 1
+    m.observe_stats(stats)
+    m.set_lag("in", 0, 7)
+    m.forget_partitions([("in", 0), ("in", 9)])
+    text = m.render().decode()
+    assert 'sessionwarden_events_total{outcome="processed"} 13.0' in text
+    assert 'sessionwarden_events_total{outcome="duplicate"} 2.0' in text
+    assert 'sessionwarden_commands_total{type="revoke_session"} 5.0' in text
+    assert "sessionwarden_consumer_lag{" not in text
