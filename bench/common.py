@@ -126,7 +126,8 @@ def _version(dist: str) -> str | None:
 
 def java_version() -> str | None:
     try:
-        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = (out.stderr or out.stdout).splitlines()

@@ -41,36 +41,6 @@ def generate(events: int, sessions: int, seed: int = SEED, out_dir: Path = OUT) 
     return path
 
 
-def first_events(src: Path, limit: int | None = None) -> tuple[Path, int]:
-    """One well-formed event per session (its first): each line creates one baseline.
-
-    Why: memory per baseline is measured by feeding N sessions' first events,
-    so the store grows by exactly N baselines and nothing else varies.
-    """
-    dst = src.with_name(src.stem + f"-first{limit or ''}.jsonl")
-    if dst.is_file():
-        return dst, sum(1 for _ in dst.open("rb"))
-    seen: set[str] = set()
-    lines: list[bytes] = []
-    with src.open("rb") as fh:
-        for line in fh:
-            try:
-                doc = orjson.loads(line)
-                sid = doc["session"]["id"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
-            if not isinstance(sid, str) or sid in seen or "request" not in doc:
-                continue
-            seen.add(sid)
-            lines.append(line if line.endswith(b"\n") else line + b"\n")
-            if limit is not None and len(lines) >= limit:
-                break
-    tmp = dst.with_suffix(".tmp")
-    tmp.write_bytes(b"".join(lines))
-    tmp.replace(dst)
-    return dst, len(lines)
-
-
 # A user agent and an address that the bundled databases resolve (corporate
 # egress range of the generator); nothing about them trips a detector.
 LATENCY_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "

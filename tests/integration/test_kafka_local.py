@@ -170,8 +170,8 @@ async def test_faust_table_smoke(
     # Bounded everywhere: a Faust app that cannot join its group (e.g. broker
     # group.min.session.timeout.ms above broker_session_timeout) would
     # otherwise retry forever instead of failing the test.
-    await asyncio.wait_for(app.start(), timeout=30)
     try:
+        await asyncio.wait_for(app.start(), timeout=30)
         for i in range(want):
             await events.send(key=f"user-{i % 2}", value="login")
         await asyncio.wait_for(done.wait(), timeout=30)

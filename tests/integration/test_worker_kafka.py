@@ -9,6 +9,7 @@ they are checked against the real broker with real worker processes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -100,8 +101,8 @@ async def test_crash_and_restart_loses_no_command_and_recovers_baselines(
     first = WorkerProcess(d, app_id, tmp_path / "state-a", tmp_path / "a.log", batch_size=10)
     first.start()
     changelog = d.changelog(app_id)
+    await first.wait_ready()  # topics exist from here on
     async with Collector(kafka_bootstrap, output_topics(d, changelog)) as c:
-        await first.wait_ready()
         await d.produce(part1)
         await c.wait_for(lambda: c.count(d.topics["commands"]) >= len(before.commands) // 10
                          and has_key(c, changelog, b"crash-s1"), what="some progress")
@@ -123,6 +124,37 @@ async def test_crash_and_restart_loses_no_command_and_recovers_baselines(
     revoked = revokes(c, d, "crash-s1")
     assert revoked and all(r["cause_event_id"] == "crash-s1-change" for r in revoked)
     print(f"\nCRASH killed after {seen_at_kill}/{len(before.commands)} commands; {counts}")
+
+
+async def test_crash_after_outputs_before_state_resends_identical_commands(
+        kafka_bootstrap: str, unique_topic_prefix: str, tmp_path: Path) -> None:
+    """The worst moment: outputs delivered, baselines not stored, offsets not committed."""
+    d = Deployment(kafka_bootstrap, unique_topic_prefix)
+    app_id = f"{unique_topic_prefix}-app"
+    source = write_lines(tmp_path / "events.jsonl", demo_lines(tmp_path))
+    expected = replay_expected(source, tmp_path / "replay")
+    crashing = WorkerProcess(d, app_id, tmp_path / "state-a", tmp_path / "a.log",
+                             module="tests.integration.crashing_worker",
+                             extra_env={"CRASH_AFTER_BATCHES": "4"}, batch_size=50)
+    crashing.start()
+    await crashing.wait_ready()
+    async with Collector(kafka_bootstrap, output_topics(d)) as c:
+        await d.produce(source)
+        assert crashing.proc is not None
+        assert await asyncio.to_thread(crashing.proc.wait, 60) == 137, crashing.tail()
+        seen_at_crash = c.count(d.topics["commands"])
+        second = WorkerProcess(d, app_id, tmp_path / "state-b", tmp_path / "b.log").start()
+        try:
+            await second.wait_ready()
+            await c.wait_for(outputs_complete(c, d, expected), what="all outputs")
+            await c.settle()
+            counts = assert_same_decisions(c, d, expected, redelivered=True)
+        finally:
+            assert second.terminate() == 0, second.tail()
+    # The crashed batch's commands were delivered, its state was not: they come again,
+    # identical (assert_same_decisions checked content), and none is missing.
+    assert counts["duplicates"] > 0
+    print(f"\nCRASH after outputs of batch 4 ({seen_at_crash} commands out): {counts}")
 
 
 async def test_two_workers_share_partitions_and_hand_over_state(
@@ -206,6 +238,6 @@ async def test_poison_messages_go_to_the_dlq_and_do_not_stall_the_partition(
         assert r.headers["sessionwarden.origin.topic"] == d.topics["input"].encode()
         assert r.headers["sessionwarden.origin.partition"] == str(meta.partition).encode()
         assert r.headers["sessionwarden.origin.offset"] == str(meta.offset).encode()
-    assert dlq[0].headers["sessionwarden.error_class"] == b"not JSON"
+    assert dlq[0].headers["sessionwarden.error_class"].startswith(b"not JSON")
     (command,) = [orjson.loads(r.value) for r in c.records[d.topics["commands"]]]
     assert command["cause_event_id"] == "p-1-login"  # processed after the poison

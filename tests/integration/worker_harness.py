@@ -128,18 +128,22 @@ class WorkerProcess:
     """`python -m worker worker` with its own app id, data dir, web port and log."""
 
     def __init__(self, deployment: Deployment, app_id: str, data_dir: Path, log: Path,
+                 module: str = "worker", extra_env: dict[str, str] | None = None,
                  **settings: Any) -> None:
         self.deployment = deployment
+        self.module = module
         self.app_id = app_id
         self.port = free_port()
         self.log = log
         self.env = deployment.env(app_id=app_id, data_dir=data_dir, web_port=self.port,
                                   **settings)
+        self.env.update(extra_env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen([PYTHON, "-m", "worker", "worker"], cwd=REPO,
+            args = ["worker"] if self.module == "worker" else []
+            self.proc = subprocess.Popen([PYTHON, "-m", self.module, *args], cwd=REPO,
                                          env=self.env, stdout=fh, stderr=subprocess.STDOUT)
         return self
 
@@ -230,6 +234,12 @@ class Collector:
                                           max_partition_fetch_bytes=8 << 20,
                                           fetch_max_bytes=16 << 20)
         await self._consumer.start()
+        # Never ask for missing topics: the test broker auto-creates them with
+        # one partition, which would break the worker's co-partitioning.
+        missing = set(self.topics) - set(await self._consumer.topics())
+        if missing:
+            await self._consumer.stop()
+            raise AssertionError(f"collector started before the topics exist: {missing}")
         tps = [TopicPartition(t, p) for t, n in self.topics.items() for p in range(n)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
@@ -318,8 +328,20 @@ def assert_same_decisions(c: Collector, d: Deployment, e: Expected, *,
         contents[orjson.loads(r.value)["command_id"]].add(r.value)
     differing = {cid for cid, values in contents.items() if len(values) > 1}
     assert not differing, f"re-sent commands with different content: {differing}"
-    assert {(cid, v) for cid, vs in contents.items() for v in vs} == {
-        (orjson.loads(v)["command_id"], v) for v in e.commands}
+    got = {(cid, v) for cid, vs in contents.items() for v in vs}
+    want = {(orjson.loads(v)["command_id"], v) for v in e.commands}
+    if got != want:
+        sessions = {orjson.loads(v)["session_id"] for _c, v in got ^ want}
+
+        def brief(v: bytes) -> tuple[str, str, str]:
+            x = orjson.loads(v)
+            return x["type"], x["cause_event_id"], x["issued_at"]
+        detail = {sid: {"live": [(r.partition, r.offset, *brief(r.value)) for r in commands
+                                 if orjson.loads(r.value)["session_id"] == sid],
+                        "replay": [brief(v) for v in e.commands
+                                   if orjson.loads(v)["session_id"] == sid]}
+                  for sid in sorted(sessions)[:3]}
+        raise AssertionError(f"missing {len(want - got)}, unexpected {len(got - want)}: {detail}")
     # Per session: the order of first appearance is replay's order.
     live: dict[str, list[str]] = defaultdict(list)
     for r in commands:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -114,10 +115,11 @@ class FakeProducer:
         return BatchBuilder(self.batch_size, 0)
 
     async def send_batch(self, batch: BatchBuilder, topic: str, *,
-                         partition: int) -> asyncio.Future[None]:
+                         partition: int) -> asyncio.Future[Any]:
+        base = sum(n for t, p, n in self.sent if (t, p) == (topic, partition))
         self.sent.append((topic, partition, batch.record_count()))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_result(SimpleNamespace(offset=base))  # like aiokafka: the batch's base offset
         return fut
 
 
@@ -131,12 +133,15 @@ async def test_sender_partitions_like_kafka_and_keeps_per_partition_order() -> N
     for _ in range(10):
         sender.add("t", b"s-1", b"x" * 100)
     sender.add("t", b"s-1", b"y" * 2000)  # larger than a batch: gets a batch of its own
-    assert sender.pending == 11
-    assert await sender.flush() == 11
+    sender.add("t", None, b"z", partition=expected ^ 1)  # an explicit partition wins
+    assert sender.pending == 12
+    delivered = await sender.flush()
     assert sender.pending == 0
-    assert all(p == expected for _t, p, _n in producer.sent)
-    assert sum(n for *_, n in producer.sent) == 11 and len(producer.sent) > 2
-    assert await sender.flush() == 0
+    assert {p for _t, p, _n in producer.sent} == {expected, expected ^ 1}
+    assert sum(n for *_, n in producer.sent) == 12 and len(producer.sent) > 2
+    # (topic, partition, last offset) per batch; the last batch of s-1 ends at offset 10.
+    assert max(off for _t, p, off in delivered if p == expected) == 10
+    assert await sender.flush() == []
 
 
 def test_json_log_lines_carry_extras_and_exceptions() -> None:

@@ -1,0 +1,538 @@
+"""`kafka`, `scale` and worker `memory` benchmarks on a real local Apache Kafka.
+
+How a throughput run is timed (worker and passthrough alike):
+
+- the input topic is pre-filled once with `sessionwarden produce` (keyed by
+  session id, the way production input arrives), and every run consumes it
+  from the start under a fresh consumer group / app id with fresh output
+  topics, so runs are independent and see the same messages;
+- the clock starts when the process can consume: for the worker, the first
+  time its `/health` says `ready` (joined, assigned, tables recovered;
+  polled every 20 ms); for the passthrough, its partition-assignment callback;
+- the clock stops when the output topics hold every expected record (their
+  end offsets, polled every 100 ms). The expected count is what
+  `sessionwarden replay` produced from the same file (commands + audit +
+  alerts + dead letters), so "all outputs produced" is exact. The worker
+  publishes a batch's outputs before it stores state and acks, so at that
+  moment every input record has been fully processed;
+- then the run waits for the group's committed offsets to reach the input's
+  end (consumer lag zero) and reports that time separately: it depends on
+  the commit interval (the worker commits every 2.8 s by default, the
+  passthrough after each batch), not on processing speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
+
+from bench.common import (
+    PY,
+    REPO,
+    dir_size,
+    free_port,
+    log,
+    median,
+    rate,
+    rnd,
+    rss_bytes,
+    sessionwarden_cmd,
+)
+from bench.workload import latency_event
+
+PARTITIONS = 4
+WORKER_ENV: dict[str, str] = {
+    "SESSIONWARDEN_LOG_LEVEL": "WARNING",
+    "SESSIONWARDEN_LOG_FORMAT": "text",
+    "SESSIONWARDEN_WEB_HOST": "127.0.0.1",
+}
+"""Settings every benchmark worker gets besides its broker, names and ports.
+
+Logging at WARNING keeps log formatting out of the measurement; everything
+else (batch size, producer, commit interval, standby replicas, store) stays
+at the product defaults.
+"""
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@dataclass(slots=True)
+class Kafka:
+    """Clients the bench shares across runs on one broker."""
+
+    bootstrap: str
+    work: Path
+    admin: Any = None
+    offsets: Any = None
+    created: list[str] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await self.admin.start()
+        self.offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        await self.offsets.start()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.offsets.stop()
+        with contextlib.suppress(Exception):
+            await self.admin.close()
+
+    async def create_topic(self, name: str, partitions: int = PARTITIONS) -> None:
+        await self.admin.create_topics([NewTopic(name=name, num_partitions=partitions,
+                                                 replication_factor=1)])
+        self.created.append(name)
+        for _ in range(200):  # wait for leaders
+            described = await self.admin.describe_topics([name])
+            parts = described[0].get("partitions") or []
+            if len(parts) == partitions and all(p["leader"] >= 0 for p in parts):
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"topic {name} has no leaders")
+
+    async def delete_topics(self, prefix: str) -> None:
+        """Drop a finished run's topics (outputs, changelog) so the broker stays light."""
+        with contextlib.suppress(Exception):
+            names = [t for t in await self.admin.list_topics() if t.startswith(prefix)]
+            if names:
+                await self.admin.delete_topics(names)
+
+    async def end_total(self, topics: Sequence[str]) -> int:
+        """Records in the topics (sum of end offsets; missing topics count 0)."""
+        consumer = self.offsets
+        tps: list[TopicPartition] = []
+        missing = [t for t in topics if not consumer.partitions_for_topic(t)]
+        if missing:
+            await consumer._client.force_metadata_update()
+        for t in topics:
+            tps.extend(TopicPartition(t, p) for p in consumer.partitions_for_topic(t) or ())
+        if not tps:
+            return 0
+        ends = await consumer.end_offsets(tps)
+        return int(sum(ends.values()))
+
+    async def lag(self, group: str, topic: str) -> int:
+        """Input records not yet committed by the group."""
+        end = await self.end_total([topic])
+        committed = await self.admin.list_consumer_group_offsets(group)
+        done = sum(int(o.offset) for tp, o in committed.items()
+                   if tp.topic == topic and o.offset > 0)
+        return end - done
+
+    async def prefill(self, topic: str, src: Path) -> dict[str, Any]:
+        """Create the topic and fill it with `sessionwarden produce` (the real tool)."""
+        await self.create_topic(topic)
+        env = {**os.environ, "SESSIONWARDEN_BROKER": f"kafka://{self.bootstrap}"}
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *sessionwarden_cmd(), "produce", str(src), "--topic", topic, "--no-create-topics",
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await proc.communicate()
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"produce failed: {err.decode()[-2000:]}")
+        summary = orjson.loads(out)
+        return {"topic": topic, "messages": summary["messages_sent"],
+                "seconds": rnd(seconds), "events_per_s": rnd(rate(summary["messages_sent"],
+                                                                  seconds), 0)}
+
+
+async def _http_status(port: int, path: str = "/health") -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+class Worker:
+    """One `sessionwarden worker` process with bench-specific names and ports."""
+
+    def __init__(self, kafka: Kafka, app_id: str, input_topic: str, run: str,
+                 index: int = 0) -> None:
+        self.kafka = kafka
+        self.app_id = app_id
+        self.port = free_port()
+        self.data_dir = kafka.work / "state" / f"{run}-{index}"
+        self.log_path = kafka.work / "logs" / f"{run}-{index}.log"
+        self.outputs = [f"{run}-commands", f"{run}-audit", f"{run}-alerts", f"{run}-dlq"]
+        self.env = {
+            **os.environ, **WORKER_ENV,
+            "SESSIONWARDEN_BROKER": f"kafka://{kafka.bootstrap}",
+            "SESSIONWARDEN_APP_ID": app_id,
+            "SESSIONWARDEN_INPUT_TOPIC": input_topic,
+            "SESSIONWARDEN_COMMANDS_TOPIC": self.outputs[0],
+            "SESSIONWARDEN_AUDIT_TOPIC": self.outputs[1],
+            "SESSIONWARDEN_ALERTS_TOPIC": self.outputs[2],
+            "SESSIONWARDEN_DLQ_TOPIC": self.outputs[3],
+            "SESSIONWARDEN_DATA_DIR": str(self.data_dir),
+            "SESSIONWARDEN_WEB_PORT": str(self.port),
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as fh:
+            self.proc = await asyncio.create_subprocess_exec(
+                *sessionwarden_cmd(), "worker", env=self.env, cwd=self.kafka.work,
+                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
+
+    async def wait_ready(self, timeout: float = 90.0) -> float:
+        """Epoch time of the first `ready` from /health (polled every 20 ms)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                status, body = await _http_status(self.port)
+            except OSError:
+                status, body = 0, b""
+            if status == 200 and b'"ready"' in body:
+                return time.time()
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"worker not ready in {timeout}s; see {self.log_path}")
+
+    def rss(self) -> int:
+        assert self.proc is not None
+        return rss_bytes(self.proc.pid)
+
+    async def stop(self) -> None:
+        """SIGTERM (graceful: flush, commit), SIGKILL after 30 s."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+async def _wait_outputs(kafka: Kafka, topics: Sequence[str], expected: int,
+                        timeout: float, procs: Sequence[Any] = ()) -> float:
+    """Epoch time at which the topics first hold `expected` records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await kafka.end_total(topics) >= expected:
+            return time.time()
+        for p in procs:
+            if p.returncode is not None:
+                raise RuntimeError(f"process exited ({p.returncode}) before finishing")
+        if time.monotonic() > deadline:
+            got = await kafka.end_total(topics)
+            raise TimeoutError(f"only {got} of {expected} outputs after {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def _wait_lag_zero(kafka: Kafka, group: str, topic: str, timeout: float = 30.0,
+                         ) -> float | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await kafka.lag(group, topic) <= 0:
+            return time.time()
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def worker_run(kafka: Kafka, topic: str, events: int, expected: int, workers: int = 1,
+                     timeout: float = 900.0) -> dict[str, Any]:
+    """One timed end-to-end run of `workers` processes in one group (see module doc)."""
+    run = f"bw{workers}-{_uid()}"
+    procs = [Worker(kafka, run, topic, run, i) for i in range(workers)]
+    try:
+        await asyncio.gather(*(w.start() for w in procs))
+        ready = await asyncio.gather(*(w.wait_ready() for w in procs))
+        t0, t_all = min(ready), time.time()
+        outputs_at_all_ready = await kafka.end_total(procs[0].outputs)
+        t_out = await _wait_outputs(kafka, procs[0].outputs, expected, timeout,
+                                    [w.proc for w in procs])
+        rss = [w.rss() for w in procs]
+        t_lag = await _wait_lag_zero(kafka, run, topic)
+        seconds = t_out - t0
+        # Steady state: only the work left once every worker is ready, in input
+        # events (output records scaled by the file's outputs per event).
+        left = (expected - outputs_at_all_ready) * events / max(expected, 1)
+        return {"workers": workers, "events": events, "outputs": expected,
+                "seconds": rnd(seconds), "events_per_s": rnd(rate(events, seconds), 0),
+                "steady_events_per_s": rnd(rate(int(left), t_out - t_all), 0),
+                "all_ready_after_s": rnd(t_all - t0),
+                "outputs_when_all_ready": outputs_at_all_ready,
+                "lag_zero_after_s": rnd(t_lag - t0) if t_lag else None,
+                "rss_bytes": rss}
+    finally:
+        await asyncio.gather(*(w.stop() for w in procs))
+        await kafka.delete_topics(run)
+
+
+async def passthrough_run(kafka: Kafka, topic: str, events: int,
+                          timeout: float = 600.0) -> dict[str, Any]:
+    """One timed run of the bare aiokafka passthrough on the same input."""
+    run = f"bp-{_uid()}"
+    out = f"{run}-out"
+    await kafka.create_topic(out)
+    proc = await asyncio.create_subprocess_exec(
+        PY, "-m", "bench.passthrough", "--bootstrap", kafka.bootstrap, "--input", topic,
+        "--output", out, "--group", run, cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 90)
+        if not line.startswith(b"assigned "):
+            raise RuntimeError(f"passthrough did not start: {line!r}")
+        t0 = float(line.split()[1])
+        t_out = await _wait_outputs(kafka, [out], events, timeout, [proc])
+        t_lag = await _wait_lag_zero(kafka, run, topic)
+        seconds = t_out - t0
+        return {"events": events, "seconds": rnd(seconds),
+                "events_per_s": rnd(rate(events, seconds), 0),
+                "lag_zero_after_s": rnd(t_lag - t0) if t_lag else None}
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        await kafka.delete_topics(run)
+
+
+async def bench_throughput(kafka: Kafka, src: Path, expected: int, rounds: int,
+                           warmup: bool = True) -> dict[str, Any]:
+    """Worker vs passthrough, interleaved, on one pre-filled topic."""
+    topic = f"bench-in-{_uid()}"
+    prefill = await kafka.prefill(topic, src)
+    events = int(prefill["messages"])
+    log(f"kafka: pre-filled {events:,} messages in {prefill['seconds']}s")
+    if warmup:  # broker page cache, JIT of the broker's fetch path, pyc files
+        await passthrough_run(kafka, topic, events)
+    pairs: list[dict[str, Any]] = []
+    for i in range(rounds):
+        order = ("worker", "passthrough") if i % 2 == 0 else ("passthrough", "worker")
+        got: dict[str, dict[str, Any]] = {}
+        for which in order:
+            got[which] = (await worker_run(kafka, topic, events, expected) if which == "worker"
+                          else await passthrough_run(kafka, topic, events))
+        w, p = got["worker"], got["passthrough"]
+        ratio = w["events_per_s"] / p["events_per_s"] if p["events_per_s"] else 0.0
+        pairs.append({"worker": w, "passthrough": p, "ratio": rnd(ratio, 4)})
+        log(f"kafka round {i + 1}/{rounds}: worker {w['events_per_s']:,.0f} ev/s, "
+            f"passthrough {p['events_per_s']:,.0f} ev/s, ratio {ratio:.3f}")
+    return {
+        "events_per_s": rnd(median([p["worker"]["events_per_s"] for p in pairs]), 0),
+        "passthrough_events_per_s": rnd(median([p["passthrough"]["events_per_s"]
+                                                for p in pairs]), 0),
+        "ratio_to_passthrough": rnd(median([p["ratio"] for p in pairs]), 4),
+        "events": events, "expected_outputs": expected, "partitions": PARTITIONS,
+        "input": src.name, "prefill": prefill, "rounds": pairs,
+        "_topic": topic,
+    }
+
+
+async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
+                      rounds: int) -> dict[str, Any]:
+    """One vs two workers in one group, interleaved, on the same pre-filled topic."""
+    pairs: list[dict[str, Any]] = []
+    for i in range(rounds):
+        order = (1, 2) if i % 2 == 0 else (2, 1)
+        got = {n: await worker_run(kafka, topic, events, expected, workers=n) for n in order}
+        one, two = got[1], got[2]
+        ratio = _div(two["steady_events_per_s"], one["steady_events_per_s"])
+        cold = _div(two["events_per_s"], one["events_per_s"])
+        pairs.append({"one": one, "two": two, "ratio": rnd(ratio, 4),
+                      "ratio_cold": rnd(cold, 4)})
+        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']:,.0f} ev/s, "
+            f"2 workers {two['steady_events_per_s']:,.0f} ev/s (steady), ratio {ratio:.3f}; "
+            f"from first ready {one['events_per_s']:,.0f} vs {two['events_per_s']:,.0f}")
+    return {
+        "one_worker_events_per_s": rnd(median([p["one"]["steady_events_per_s"]
+                                               for p in pairs]), 0),
+        "two_workers_events_per_s": rnd(median([p["two"]["steady_events_per_s"]
+                                                for p in pairs]), 0),
+        "ratio": rnd(median([p["ratio"] for p in pairs]), 4),
+        "cold": {
+            "one_worker_events_per_s": rnd(median([p["one"]["events_per_s"] for p in pairs]),
+                                           0),
+            "two_workers_events_per_s": rnd(median([p["two"]["events_per_s"] for p in pairs]),
+                                            0),
+            "ratio": rnd(median([p["ratio_cold"] for p in pairs]), 4)},
+        "events": events, "partitions": PARTITIONS, "rounds": pairs,
+    }
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_s: float,
+                        sessions: int = 1000) -> dict[str, Any]:
+    """Production -> command arrival at a paced offered load (every event causes a command).
+
+    Send time is taken right before `producer.send` and kept by event id; the
+    command's `cause_event_id` finds it when the command is consumed from
+    the commands topic. Events sent during the warm-up are not counted.
+    """
+    run = f"bl-{_uid()}"
+    topic = f"{run}-in"
+    await kafka.create_topic(topic)
+    worker = Worker(kafka, run, topic, run)
+    total = int(events_per_s * (seconds + warmup_s))
+    prepared = [latency_event(i, sessions, run) for i in range(total)]
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    counted_from = int(events_per_s * warmup_s)
+    counted_ids = {eid for _k, eid, _v in prepared[counted_from:]}
+    received = 0
+    span = [0.0, 0.0]  # first counted send, last counted arrival
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, fetch_max_wait_ms=10,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        await worker.start()
+        await worker.wait_ready()
+        await producer.start()
+        await consumer.start()
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(worker.outputs[0]) or set()
+        consumer.assign([TopicPartition(worker.outputs[0], p) for p in parts])
+        done = asyncio.Event()
+
+        async def consume() -> None:
+            nonlocal received
+            while not done.is_set():
+                batch = await consumer.getmany(timeout_ms=50)
+                now = time.perf_counter()
+                for records in batch.values():
+                    for rec in records:
+                        cid = orjson.loads(rec.value).get("cause_event_id")
+                        t = sent.pop(cid, None)
+                        if t is not None and cid in counted_ids:
+                            latencies.append((now - t) * 1000)
+                            received += 1
+                            span[1] = now
+
+        reader = asyncio.create_task(consume())
+        t0 = time.perf_counter()
+        seq = 0
+        while seq < total:
+            due = min(total, int((time.perf_counter() - t0) * events_per_s) + 1)
+            while seq < due:
+                key, eid, value = prepared[seq]
+                sent[eid] = time.perf_counter()
+                if seq == counted_from:
+                    span[0] = sent[eid]
+                await producer.send(topic, value=value, key=key)
+                seq += 1
+            await asyncio.sleep(0.002)
+        offered = rate(total, time.perf_counter() - t0)
+        want = total - counted_from
+        last, stalled_since = -1, time.monotonic()
+        while received < want and time.monotonic() - stalled_since < 10:
+            if received != last:  # still draining a backlog: keep waiting
+                last, stalled_since = received, time.monotonic()
+            await asyncio.sleep(0.1)
+        done.set()
+        await reader
+        lat = sorted(latencies)
+        return {"offered_events_per_s": events_per_s, "achieved_send_rate": rnd(offered, 0),
+                "seconds": seconds, "warmup_s": warmup_s, "sessions": sessions,
+                "measured_events": want, "commands_received": received,
+                "missing": want - received,
+                "completed_events_per_s": rnd(rate(received, span[1] - span[0]), 0),
+                "latency_ms_p50": rnd(_percentile(lat, 0.50), 1),
+                "latency_ms_p90": rnd(_percentile(lat, 0.90), 1),
+                "latency_ms_p99": rnd(_percentile(lat, 0.99), 1),
+                "latency_ms_max": rnd(lat[-1] if lat else 0.0, 1)}
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        await worker.stop()
+        await kafka.delete_topics(run)
+
+
+async def bench_memory(kafka: Kafka, warm_src: Path, src: Path, sessions: int,
+                       settle_s: float = 3.0) -> dict[str, Any]:
+    """Worker RSS growth and state-store size per session baseline.
+
+    The worker starts on an empty topic; a warm-up file of other sessions
+    pays the one-time costs (user-agent regexes, RocksDB column families);
+    then RSS and the store directory are sampled, the measured file (N
+    sessions' full event streams) is produced, and both are sampled again
+    once the group's lag is back to zero.
+    """
+    run = f"bm-{_uid()}"
+    topic = f"{run}-in"
+    await kafka.create_topic(topic)
+    worker = Worker(kafka, run, topic, run)
+    try:
+        await worker.start()
+        await worker.wait_ready()
+        for path in (warm_src,):
+            await _produce_and_drain(kafka, topic, path, run)
+        await asyncio.sleep(settle_s)
+        rss0, disk0 = worker.rss(), dir_size(worker.data_dir)
+        await _produce_and_drain(kafka, topic, src, run)
+        await asyncio.sleep(settle_s)
+        rss1, disk1 = worker.rss(), dir_size(worker.data_dir)
+        per = (rss1 - rss0) / max(sessions, 1)
+        disk_per = (disk1 - disk0) / max(sessions, 1)
+        return {"sessions": sessions, "input": src.name,
+                "rss_before_bytes": rss0, "rss_after_bytes": rss1,
+                "bytes_per_session": rnd(per, 1),
+                "mib_per_100k_sessions": rnd(per * 100_000 / 2**20, 1),
+                "store_bytes_per_session": rnd(disk_per, 1),
+                "store_mib_per_100k_sessions": rnd(disk_per * 100_000 / 2**20, 1)}
+    finally:
+        await worker.stop()
+        await kafka.delete_topics(run)
+
+
+async def _produce_and_drain(kafka: Kafka, topic: str, src: Path, group: str,
+                             timeout: float = 900.0) -> None:
+    env = {**os.environ, "SESSIONWARDEN_BROKER": f"kafka://{kafka.bootstrap}"}
+    proc = await asyncio.create_subprocess_exec(
+        *sessionwarden_cmd(), "produce", str(src), "--topic", topic, "--no-create-topics",
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"produce failed: {err.decode()[-2000:]}")
+    if await _wait_lag_zero(kafka, group, topic, timeout) is None:
+        raise TimeoutError(f"worker did not drain {src.name} in {timeout}s")

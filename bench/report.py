@@ -1,0 +1,187 @@
+"""results.json -> BENCHMARKS.md: the figures, the targets, and how they were measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
+    # (label, section, key, target, comparison)
+    ("replay events/s per process", "replay", "events_per_s", 50_000, ">="),
+    ("replay / orjson round trip", "replay", "ratio_to_orjson", 0.25, ">="),
+    ("Kafka end to end events/s per worker", "kafka", "events_per_s", 20_000, ">="),
+    ("worker / aiokafka passthrough", "kafka", "ratio_to_passthrough", 0.5, ">="),
+    ("p99 production -> command at 5,000 events/s (ms)", "kafka", "latency_ms_p99", 100, "<"),
+    ("2 workers / 1 worker", "scale", "ratio", 1.5, ">="),
+    ("worker RSS bytes per session baseline", "memory", "bytes_per_session", 1024, "<="),
+)
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each stated target with its measured value and whether it is met (None: not run)."""
+    rows: list[dict[str, Any]] = []
+    for label, section, key, target, op in TARGETS:
+        value = (results.get(section) or {}).get(key)
+        met: bool | None = None
+        if isinstance(value, int | float):
+            met = {">=": value >= target, "<": value < target, "<=": value <= target}[op]
+        rows.append({"target": label, "key": f"{section}.{key}", "goal": f"{op} {target:g}",
+                     "value": value, "met": met})
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "not run"
+    if isinstance(value, float) and value < 10:
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int | float):
+        return f"{value:,.0f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in r) + " |"
+            for r in rows]
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown page (deterministic for given results)."""
+    m, v = results["machine"], results["versions"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {results['date']} with `{results['command']}` "
+        f"({results['mode']} mode, {results['duration_s']:.0f} s). "
+        "Regenerate with `make bench` (full) or `make bench-quick` (small, for development). "
+        "Raw figures: [bench/results.json](bench/results.json).",
+        "",
+        f"**Machine:** {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; "
+        f"load average at start {m['loadavg_at_start']} (other jobs were running: absolute "
+        "numbers are noisy, ratios are measured side by side).",
+        "",
+        f"**Versions:** Python {v['python']} ({v['python_build']}), orjson {v['orjson']}, "
+        f"faust-streaming {v['faust-streaming']}, aiokafka {v['aiokafka']}, "
+        f"rocksdict {v['rocksdict']}, ua-parser {v['ua-parser']}, "
+        f"Apache Kafka {v['kafka_broker']} (single node, KRaft, {v['java']}).",
+        "",
+        "## Against the targets",
+        "",
+    ]
+    rows = [[r["target"], r["goal"], r["value"],
+             "not run" if r["met"] is None else ("yes" if r["met"] else "**no**")]
+            for r in results["targets"]]
+    lines += _table(["target", "goal", "measured", "met"], rows)
+    lines += ["", "## Figures", ""]
+    lines += _replay_section(results.get("replay"))
+    lines += _kafka_section(results.get("kafka"), results.get("scale"))
+    lines += _memory_section(results.get("memory"))
+    lines += ["## Workload", ""]
+    for name, w in (results.get("workload") or {}).items():
+        lines.append(f"- `{name}`: {w}")
+    lines += ["", "## Method", ""]
+    lines += [f"- {note}" for note in results.get("method", [])]
+    if results.get("errors"):
+        lines += ["", "## Errors", ""]
+        lines += [f"- {k}: {e}" for k, e in results["errors"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _replay_section(r: dict[str, Any] | None) -> list[str]:
+    if not r:
+        return ["### replay", "", "not run", ""]
+    out = ["### replay (file to files, one process)", "",
+           f"Median of {len(r['rounds'])} interleaved rounds on {r['events']:,} events "
+           f"(`{r['input']}`); process start-up (one-line replay) is "
+           f"{r['process_startup_s']} s and is included.", ""]
+    rows = [["sessionwarden replay", r["events_per_s"], ""],
+            ["orjson decode + encode loop", r["orjson_roundtrip_events_per_s"], ""],
+            ["ratio (median of per-round ratios)", "", r["ratio_to_orjson"]]]
+    full = r.get("full_file")
+    if full:
+        rows += [[f"full file, {full['events']:,} events, one pair: replay",
+                  full["events_per_s"], ""],
+                 ["full file: orjson loop", full["orjson_roundtrip_events_per_s"], ""],
+                 ["full file: ratio", "", full["ratio_to_orjson"]]]
+    out += _table(["run", "events/s", "ratio"], rows)
+    return [*out, ""]
+
+
+def _kafka_section(k: dict[str, Any] | None, s: dict[str, Any] | None) -> list[str]:
+    out = ["### kafka (one worker process, end to end through the local broker)", ""]
+    if not k:
+        return [*out, "not run", ""]
+    rows: list[list[Any]] = []
+    if "rounds" in k:
+        out += [f"Median of {len(k['rounds'])} interleaved rounds on {k['events']:,} "
+                f"pre-filled events in {k['partitions']} partitions "
+                f"({k['expected_outputs']:,} output records per run).", ""]
+        rows += [["sessionwarden worker", k["events_per_s"], ""],
+                 ["aiokafka consume+produce passthrough", k["passthrough_events_per_s"], ""],
+                 ["ratio (median of per-round ratios)", "", k["ratio_to_passthrough"]]]
+    lat = k.get("at_rate")
+    if lat:
+        rows += [[f"latency p50 at {lat['offered_events_per_s']:,}/s offered (ms)", "",
+                  k.get("latency_ms_p50")],
+                 ["latency p99 (ms)", "", k.get("latency_ms_p99")],
+                 ["latency max (ms)", "", lat.get("latency_ms_max")]]
+    low = k.get("at_low_rate")
+    if low:
+        rows += [[f"latency p50 / p99 at {low['offered_events_per_s']:,}/s offered (ms)", "",
+                  f"{low['latency_ms_p50']} / {low['latency_ms_p99']}"]]
+    out += _table(["run", "events/s", "value"], rows)
+    if lat:
+        out += ["", f"At-rate run: {lat['seconds']} s measured after {lat['warmup_s']} s "
+                f"warm-up, sent {lat['achieved_send_rate']:,.0f} events/s; "
+                f"{lat['commands_received']:,} of {lat['measured_events']:,} commands "
+                f"arrived ({lat['missing']:,} missing) at "
+                f"{lat.get('completed_events_per_s', 0):,.0f} events/s: when that is below "
+                "the offered load the worker is saturated, a backlog builds up and the "
+                "latency grows with the length of the run."]
+    out += ["", "### scale (one consumer group, "
+            f"{(s or {}).get('partitions', '?')} partitions)", ""]
+    if s:
+        cold = s.get("cold", {})
+        out += [f"Median of {len(s['rounds'])} interleaved rounds on {s['events']:,} events. "
+                "Steady state counts only the work left once every worker is ready; "
+                "'from first ready' includes the second worker's join and rebalance.", ""]
+        out += _table(["workers", "events/s (steady)", "events/s (from first ready)"],
+                      [["1", s["one_worker_events_per_s"], cold.get("one_worker_events_per_s")],
+                       ["2", s["two_workers_events_per_s"],
+                        cold.get("two_workers_events_per_s")],
+                       ["ratio 2/1 (median of per-round ratios)", s["ratio"],
+                        cold.get("ratio")]])
+    else:
+        out.append("not run")
+    return [*out, ""]
+
+
+def _memory_section(mem: dict[str, Any] | None) -> list[str]:
+    out = ["### memory (per session baseline)", ""]
+    if not mem:
+        return [*out, "not run", ""]
+    rows: list[list[Any]] = []
+    w = mem.get("worker")
+    if w:
+        rows += [["worker RSS growth", w["bytes_per_session"], w["mib_per_100k_sessions"]],
+                 ["worker RocksDB directory", w["store_bytes_per_session"],
+                  w["store_mib_per_100k_sessions"]]]
+    r = mem.get("replay")
+    if r:
+        rows += [["replay dict, deep size", r["deep_bytes_per_session"],
+                  round(r["deep_bytes_per_session"] * 100_000 / 2**20, 1)],
+                 ["replay process RSS growth", r["rss_bytes_per_session"],
+                  round(r["rss_bytes_per_session"] * 100_000 / 2**20, 1)],
+                 ["baseline as JSON (changelog value)", r["baseline_json_bytes_avg"],
+                  round(r["baseline_json_bytes_avg"] * 100_000 / 2**20, 1)]]
+    out += _table(["what", "bytes/session", "MiB per 100,000 sessions"], rows)
+    sessions = (w or r or {}).get("sessions")
+    out += ["", f"Measured over {sessions:,} sessions' full event streams and scaled "
+            "linearly to 100,000." if sessions else ""]
+    return [*out, ""]
+
+
+def write(results: dict[str, Any], path: Path) -> None:
+    path.write_text(render(results))

@@ -1,0 +1,95 @@
+"""Smoke test of the benchmark harness pieces that need no broker.
+
+Why: `make bench` runs for many minutes, so a broken harness would only show
+up there; this runs replay vs orjson on ~2,000 generated events and checks
+the shape of what the report is built from, in a few seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bench import report
+from bench.orjson_roundtrip import roundtrip
+from bench.replay_bench import bench_replay
+from bench.replay_memory import deep_size
+from bench.workload import generate, latency_event
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(2_000, 200, seed=3, out_dir=tmp_path_factory.mktemp("bench"))
+
+
+def test_replay_bench_measures_replay_and_orjson_side_by_side(events: Path,
+                                                               tmp_path: Path) -> None:
+    result = bench_replay(events, rounds=1, work=tmp_path)
+    assert result["events"] == 2_000
+    assert result["events_per_s"] > 0
+    assert result["orjson_roundtrip_events_per_s"] > result["events_per_s"]
+    assert 0 < result["ratio_to_orjson"] < 1
+    assert len(result["rounds"]) == 1
+    assert result["summary"]["commands"] > 0
+    assert result["process_startup_s"] > 0
+
+
+def test_orjson_roundtrip_skips_what_is_not_json(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"a": 1}\nnot json\n[1, 2]\n')
+    dst = tmp_path / "out.jsonl"
+    assert roundtrip(src, dst) == 3
+    assert dst.read_bytes() == b'{"a":1}\n[1,2]\n'
+
+
+def test_latency_events_each_name_their_cause() -> None:
+    key, event_id, value = latency_event(5, sessions=3, run="r")
+    doc = orjson.loads(value)
+    assert key == b"lat-r-2" and doc["event_id"] == event_id == "lat-r-5"
+    assert doc["type"] == "interaction"
+    assert doc["organization"]["metadata"]["idle_session_timeout"]
+
+
+def test_deep_size_counts_shared_objects_once() -> None:
+    shared = "x" * 1000
+    one = deep_size({"a": [shared]})
+    two = deep_size({"a": [shared], "b": [shared]})
+    assert 0 < two - one < 1000
+
+
+def _results() -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "date": "2026-11-27T00:00:00Z", "command": "make bench-quick", "mode": "quick",
+        "duration_s": 1.0,
+        "machine": {"cpu_model": "cpu", "cores": 2, "ram_gib": 1.0, "os": "linux",
+                    "loadavg_at_start": [0.0, 0.0, 0.0]},
+        "versions": dict.fromkeys(("python", "python_build", "orjson", "faust-streaming",
+                                   "aiokafka", "rocksdict", "ua-parser", "kafka_broker",
+                                   "java"), "1"),
+        "replay": {"events_per_s": 60_000.0, "orjson_roundtrip_events_per_s": 100_000.0,
+                   "ratio_to_orjson": 0.6, "events": 10, "input": "f", "rounds": [{}],
+                   "process_startup_s": 1.0},
+        "kafka": {"events_per_s": 1_000.0, "latency_ms_p99": 150.0},
+        "memory": {"bytes_per_session": 900.0},
+        "workload": {}, "method": ["m"], "errors": {},
+    }
+    results["targets"] = report.check_targets(results)
+    return results
+
+
+def test_targets_and_markdown_from_a_results_dict() -> None:
+    results = _results()
+    met = {row["key"]: row["met"] for row in results["targets"]}
+    assert met["replay.events_per_s"] is True
+    assert met["kafka.events_per_s"] is False
+    assert met["kafka.latency_ms_p99"] is False
+    assert met["memory.bytes_per_session"] is True
+    assert met["scale.ratio"] is None  # not run
+    page = report.render(results)
+    assert page.startswith("# Benchmarks")
+    assert "| replay events/s per process | >= 50000 | 60,000 | yes |" in page
+    assert "not run" in page
+    orjson.dumps(results)  # results.json must be serialisable
