@@ -16,6 +16,7 @@ from detectors.network import anonymous_network, asn_binding, ip_binding
 from detectors.policy import Match, Policy
 from detectors.records import alert, audit, command, explanation
 from detectors.timefmt import format_time
+from detectors.travel import impossible_travel
 from detectors.ua_drift import ua_drift
 
 DEDUP_WINDOW = 32
@@ -42,6 +43,9 @@ def new_baseline(ev: EnrichedEvent) -> Baseline:
         initial_agent_family=a.family if a else None,
         initial_os_family=a.os_family if a else None,
         last_agent_version=a.version if a else None,
+        last_latitude=n.latitude,
+        last_longitude=n.longitude,
+        last_geo_at=e.occurred_at if n.latitude is not None else None,
         created_at=e.session.created_at if e.session.created_at is not None else e.occurred_at,
         authenticated_at=e.session.authenticated_at
         if e.session.authenticated_at is not None
@@ -92,6 +96,9 @@ def _detect(ev: EnrichedEvent, base: Baseline, first: bool, policy: Policy) -> l
                          rule.preserve_refresh_tokens)
             if f is not None:
                 findings.append(f)
+        f = impossible_travel(ev, base, policy)
+        if f is not None:
+            findings.append(f)
     f = anonymous_network(ev, None if first else base, policy)
     if f is not None:
         findings.append(f)
@@ -102,6 +109,9 @@ def _remember(base: Baseline, ev: EnrichedEvent) -> None:
     """Move the 'last seen' half of the baseline to this event."""
     e, n, a = ev.event, ev.network, ev.agent
     base.last_ip = n.ip
+    if n.latitude is not None and n.longitude is not None:
+        base.last_latitude, base.last_longitude = n.latitude, n.longitude
+        base.last_geo_at = e.occurred_at
     if n.asn is not None:
         base.last_asn = n.asn
     if a is not None:

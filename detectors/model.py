@@ -135,6 +135,10 @@ class Baseline:
     initial_agent_family: str | None
     initial_os_family: str | None
     last_agent_version: tuple[int, int, int] | None
+    last_latitude: float | None
+    last_longitude: float | None
+    last_geo_at: int | None
+    """Time of the last event with a location (for impossible travel)."""
     created_at: int
     authenticated_at: int | None
     last_interacted_at: int

@@ -25,12 +25,14 @@ DEFAULT_REASONS = {
     "ip_binding": "Invalid IP change",
     "ua_drift": "Device change detected. Login again",
     "anonymous_network": "Session used from an anonymizing network",
+    "impossible_travel": "Impossible travel between two requests of the session",
 }
 DEFAULT_ACTIONS = {
     "asn_binding": "revoke",
     "ip_binding": "alert",
     "ua_drift": "revoke",
     "anonymous_network": "alert",
+    "impossible_travel": "alert",
 }
 DETECTORS = tuple(DEFAULT_ACTIONS)
 
@@ -48,6 +50,10 @@ class DetectorPolicy:
     preserve_refresh_tokens: bool = False
     downgrade_action: str = "alert"
     """ua_drift only: what a same-browser major-version downgrade does."""
+    max_speed_kmh: float = 1000.0
+    """impossible_travel only: faster than this between two requests is impossible."""
+    min_distance_km: float = 500.0
+    """impossible_travel only: shorter hops are within geolocation error."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -202,10 +208,18 @@ def _detector(name: str, raw: Mapping[str, Any]) -> DetectorPolicy:
     preserve = raw.get("preserve_refresh_tokens", False)
     if not isinstance(reason, str) or not isinstance(preserve, bool):
         raise PolicyError(f"detectors.{name}: reason must be text, preserve_refresh_tokens bool")
-    unknown = set(raw) - {"action", "downgrade_action", "reason", "preserve_refresh_tokens"}
+    known = {"action", "downgrade_action", "reason", "preserve_refresh_tokens"}
+    if name == "impossible_travel":
+        known |= {"max_speed_kmh", "min_distance_km"}
+    unknown = set(raw) - known
     if unknown:
         raise PolicyError(f"detectors.{name}: unknown keys {sorted(unknown)}")
-    return DetectorPolicy(action, reason, preserve, downgrade)
+    speed = raw.get("max_speed_kmh", 1000.0)
+    distance = raw.get("min_distance_km", 500.0)
+    for key, value in (("max_speed_kmh", speed), ("min_distance_km", distance)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise PolicyError(f"detectors.{name}.{key} must be a positive number")
+    return DetectorPolicy(action, reason, preserve, downgrade, float(speed), float(distance))
 
 
 def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
@@ -244,7 +258,8 @@ def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
     idle_ms = _hours(tenant.get("idle_lifetime_hours", 72), "tenant.idle_lifetime_hours")
     policy_content: dict[str, Any] = {
         "tenant": {"absolute_lifetime_ms": absolute_ms, "idle_lifetime_ms": idle_ms},
-        "detectors": {k: [v.action, v.reason, v.preserve_refresh_tokens, v.downgrade_action]
+        "detectors": {k: [v.action, v.reason, v.preserve_refresh_tokens, v.downgrade_action,
+                          v.max_speed_kmh, v.min_distance_km]
                       for k, v in detectors.items()},
         "allow": [sorted(map(str, _cidrs(allow.get("cidrs"), "allow.cidrs"))),
                   sorted(_asns(allow.get("asns"), "allow.asns"))],

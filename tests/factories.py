@@ -34,7 +34,8 @@ def event(n: int = 1, *, session: str = "s-1", kind: str = "login", at: int | No
           org_meta: dict[str, Any] | None = None, groups: tuple[str, ...] = (),
           event_id: str | None = None, country: str | None = "SE",
           anonymous: tuple[str, ...] = (), connection: str = "Username-Password",
-          organization: str | None = "org_1") -> EnrichedEvent:
+          organization: str | None = "org_1",
+          geo: tuple[float, float] | None = None) -> EnrichedEvent:
     """An enriched event with sensible defaults; `n` orders events in time."""
     e = SessionEvent(
         event_id=event_id or f"evt-{session}-{n}",
@@ -53,5 +54,6 @@ def event(n: int = 1, *, session: str = "s-1", kind: str = "login", at: int | No
         user_agent=ua,
     )
     net = Network(ip=ip, asn=asn, asn_source="mmdb" if asn else None, country=country,
-                  anonymous=anonymous)
+                  anonymous=anonymous, latitude=geo[0] if geo else None,
+                  longitude=geo[1] if geo else None)
     return EnrichedEvent(e, net, agent(ua) if ua else None)

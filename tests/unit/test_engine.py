@@ -316,3 +316,38 @@ def test_event_time_is_now() -> None:
     ds, _ = run([event(1, at=parse_time("2020-01-01T00:00:00Z"),
                        org_meta={"idle_session_timeout": "60000"})])
     assert commands(ds)[0]["idle_expires_at"] == "2020-01-01T00:01:00.000Z"
+
+
+# --- impossible travel ----------------------------------------------------------------------
+
+LINKOPING = (58.4167, 15.6167)
+MILTON_WA = (47.2513, -122.3149)
+STOCKHOLM = (59.3293, 18.0686)
+
+
+def test_impossible_travel_alerts_on_a_transatlantic_hop_in_minutes() -> None:
+    ds, _ = run([event(1, geo=LINKOPING), event(3, geo=MILTON_WA, ip="89.160.20.120")])
+    [f] = [f for f in ds[1].findings if f.detector == "impossible_travel"]
+    assert f.action == "alert" and f.severity == "high"
+    assert 7000 < f.evidence["distance_km"] < 8000
+    assert f.evidence["elapsed_s"] == 120
+    assert f.evidence["speed_kmh"] > 100_000
+
+
+@pytest.mark.parametrize(("geo", "minutes"), [
+    (MILTON_WA, 12 * 60),  # ~7,700 km in 12 h: a flight
+    (STOCKHOLM, 1),        # ~170 km: within geolocation error
+    (None, 1),             # no location
+])
+def test_possible_travel_is_quiet(geo: tuple[float, float] | None, minutes: int) -> None:
+    ds, _ = run([event(1, geo=LINKOPING), event(1 + minutes, geo=geo, ip="89.160.20.120")])
+    assert all(f.detector != "impossible_travel" for f in ds[1].findings)
+
+
+def test_impossible_travel_is_judged_hop_by_hop_and_can_revoke() -> None:
+    policy = policy_from_mapping({"detectors": {"impossible_travel": {
+        "action": "revoke", "max_speed_kmh": 900}}})
+    ds, base = run([event(1, geo=LINKOPING), event(2, ua=None),  # unlocated event in between
+                    event(3, geo=MILTON_WA, ip="89.160.20.120")], policy)
+    assert types(ds) == ["revoke_session"]
+    assert base.revoked
