@@ -57,8 +57,17 @@ def new_baseline(ev: EnrichedEvent) -> Baseline:
     )
 
 
+MAX_TIMEOUT_MS = 100 * 365 * 86_400_000
+"""Timeouts beyond a century are configuration errors, not session lifetimes."""
+
+
 def _timeout(value: object) -> int | None:
     """A metadata timeout in milliseconds ("3600000" or 3600000); None if unusable."""
+    n = _timeout_value(value)
+    return n if n is not None and n <= MAX_TIMEOUT_MS else None
+
+
+def _timeout_value(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

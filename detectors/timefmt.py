@@ -17,6 +17,8 @@ _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
     r"\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?"
 )
+MAX_MS = 253402300799999
+"""9999-12-31T23:59:59.999Z, the last instant ISO-8601 text can hold."""
 # Epoch values above this are milliseconds, below it seconds (year 2286 in s).
 _MS_THRESHOLD = 10_000_000_000
 
@@ -33,7 +35,7 @@ def parse_time(value: object) -> int:
         if not 0 <= value < float("inf"):  # NaN, negative or infinite
             raise TimeFormatError(f"not a timestamp: {value!r}")
         ms = int(value) if value >= _MS_THRESHOLD else int(value * 1000)
-        if ms > 253402300799999:
+        if ms > MAX_MS:
             raise TimeFormatError(f"timestamp out of range: {value!r}")
         return ms
     if not isinstance(value, str):
@@ -75,7 +77,10 @@ def format_time(ms: int) -> str:
     """Format epoch milliseconds as ISO-8601 UTC with milliseconds and `Z`.
 
     Cached: one event's time is formatted several times (command, audit, alert).
+    Values outside years 1970-9999 are clamped to that range (absurd inputs
+    such as a metadata timeout of 10^18 ms must not crash the pipeline).
     """
+    ms = min(max(ms, 0), MAX_MS)
     day, rest = divmod(ms, 86_400_000)
     secs, millis = divmod(rest, 1000)
     hours, secs = divmod(secs, 3600)

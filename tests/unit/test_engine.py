@@ -151,9 +151,11 @@ def test_absolute_expiry_is_not_reissued_when_unchanged() -> None:
     assert types(ds) == ["set_expires_at"]
 
 
-def test_unusable_metadata_timeouts_are_ignored() -> None:
-    ds, _ = run([event(1, connection_meta={"session_timeout": "soon"},
-                       org_meta={"idle_session_timeout": -5})])
+@pytest.mark.parametrize(("absolute", "idle"), [
+    ("soon", -5), ("²", True), ("9" * 30, 10**300), ("", 1e300)])
+def test_unusable_metadata_timeouts_are_ignored(absolute: object, idle: object) -> None:
+    ds, _ = run([event(1, connection_meta={"session_timeout": absolute},
+                       org_meta={"idle_session_timeout": idle})])
     assert commands(ds) == []
 
 
