@@ -50,7 +50,7 @@ def ua_drift(ev: EnrichedEvent, base: Baseline, action: str, downgrade_action: s
     evidence: dict[str, object] = {
         "initial_user_agent": base.initial_user_agent,
         "current_user_agent": agent.raw,
-        "initial": _describe(base.initial_agent_family, base.initial_os_family, None),
+        "initial": {"browser": base.initial_agent_family, "os": base.initial_os_family},
         "last_version": ".".join(map(str, base.last_agent_version))
         if base.last_agent_version else None,
         "current": _describe(agent.family, agent.os_family, agent.version),
