@@ -9,6 +9,7 @@ and the live worker reach byte-identical decisions.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from detectors.model import Baseline, Decision, EnrichedEvent, EventType, Finding
@@ -21,6 +22,19 @@ from detectors.ua_drift import ua_drift
 
 DEDUP_WINDOW = 32
 """Event ids remembered per session to drop re-deliveries (Kafka is at-least-once)."""
+_SHORT_ID = 16
+
+
+def dedup_key(event_id: str) -> str:
+    """What the baseline remembers of an event id: itself if short, else a 64-bit hash.
+
+    IdP ids are long (Auth0 log_ids have 56 digits); 32 of them would be most
+    of a baseline. A 64-bit hash keeps the chance of a false duplicate within
+    a 32-event window near 32 / 2**64.
+    """
+    if len(event_id) <= _SHORT_ID:
+        return event_id
+    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
 
 
 def new_baseline(ev: EnrichedEvent) -> Baseline:
@@ -246,12 +260,13 @@ def evaluate(ev: EnrichedEvent, baseline: Baseline | None, policy: Policy) -> De
     the old baseline must copy it first.
     """
     e = ev.event
-    if baseline is not None and e.event_id in baseline.recent_event_ids:
+    key = dedup_key(e.event_id)
+    if baseline is not None and key in baseline.recent_event_ids:
         return Decision(baseline, duplicate=True)
     first = baseline is None
     base = new_baseline(ev) if baseline is None else baseline
     ids = base.recent_event_ids
-    ids.append(e.event_id)
+    ids.append(key)
     if len(ids) > DEDUP_WINDOW:
         del ids[0]
     decision = Decision(base)
