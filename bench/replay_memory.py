@@ -66,13 +66,17 @@ def measure(warm: Path, path: Path) -> dict[str, Any]:
 
     settings = Settings()
     pipeline = Pipeline(build_enricher(settings), load_policy(settings.policy_file))
-    _feed(pipeline, warm, {})
+    # The warm-up store stays alive: freed memory would be reused by the
+    # measured store and hide its growth.
+    warm_store: dict[str, Any] = {}
+    _feed(pipeline, warm, warm_store)
     store: dict[str, Any] = {}
     gc.collect()
     before = rss_bytes(os.getpid())
     _feed(pipeline, path, store)
     gc.collect()
     after = rss_bytes(os.getpid())
+    del warm_store
     sessions = len(store)
     deep = deep_size(store)
     return {"sessions": sessions, "rss_growth_bytes": after - before,

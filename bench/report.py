@@ -59,8 +59,9 @@ def render(results: dict[str, Any]) -> str:
         "Raw figures: [bench/results.json](bench/results.json).",
         "",
         f"**Machine:** {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; "
-        f"load average at start {m['loadavg_at_start']} (other jobs were running: absolute "
-        "numbers are noisy, ratios are measured side by side).",
+        f"load average {m['loadavg_at_start']} at start, {m.get('loadavg_at_end')} at the "
+        "end (other jobs were running: absolute numbers are noisy, ratios are measured side "
+        "by side).",
         "",
         f"**Versions:** Python {v['python']} ({v['python_build']}), orjson {v['orjson']}, "
         f"faust-streaming {v['faust-streaming']}, aiokafka {v['aiokafka']}, "

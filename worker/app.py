@@ -79,6 +79,61 @@ class BaselineTable(faust.Table[Any, Any]):
         self._sensor_on_set(self, key, value)
 
 
+class SessionWardenApp(faust.App):
+    """A faust.App that keeps the input partitions paused until recovery is over.
+
+    Faust's recovery ends (`Recovery.on_recovery_completed`) by resuming the
+    input partitions, *then* seeking them to their committed offsets (one
+    OffsetFetch round trip per partition: seconds on a loaded host), and only
+    then `flow_control.resume()`, which clears the stream queues. The
+    fetcher already runs (flow was resumed for the changelog restore), so in
+    that window it delivers input records from the pre-seek position: the
+    agent processes some of them, the queue clear discards the rest, and the
+    drain loop's read offsets -- reset by the seek, then raised again by
+    records still in flight -- make it drop the re-fetched copies as
+    "already read" and mark the skipped offsets as a gap that may be
+    committed. Those events were never processed: their commands were lost
+    (or, with a hole at the head, the partition's commit stalls for good).
+
+    Here every `resume_partitions` of input partitions between a rebalance
+    start and the end of recovery is held back and applied in
+    `on_rebalance_end`, after the seek and after the queues were cleared, so
+    no input record is fetched before its partition sits at the committed
+    offset.
+    """
+
+    _hold_inputs = True
+    """True from a rebalance start until recovery ended (also before the first)."""
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        resume = consumer.resume_partitions
+
+        def resume_partitions(tps: Any) -> None:
+            tps = set(tps)
+            if self._hold_inputs:
+                held = {tp for tp in tps if not consumer._is_changelog_tp(tp)}
+                tps -= held
+                # Records of "buffered" partitions are yielded even when paused.
+                consumer._buffered_partitions.difference_update(held)
+            resume(tps)
+
+        consumer.resume_partitions = resume_partitions
+        return consumer
+
+    def on_rebalance_start(self) -> None:
+        self._hold_inputs = True  # runs in the consumer thread: only a flag here
+        super().on_rebalance_start()
+
+    def on_rebalance_end(self) -> None:
+        """Recovery is over, input partitions seeked, stream queues cleared: fetch."""
+        super().on_rebalance_end()
+        self._hold_inputs = False
+        consumer: Any = self.consumer
+        consumer.resume_partitions(
+            {tp for tp in consumer.assignment() if not consumer._is_changelog_tp(tp)})
+
+
 class BatchRunner:
     """Evaluates, publishes and stores one batch of Faust events (see module doc)."""
 
@@ -255,7 +310,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         raise ValueError(f"store must be rocksdb:// or memory://, not {settings.store!r}")
     pipeline = pipeline or build_pipeline(settings)
     partitions = settings.topic_partitions
-    app = faust.App(
+    app = SessionWardenApp(
         settings.app_id,
         broker=faust_broker_url(settings.broker),
         broker_credentials=faust_credentials(settings),

@@ -34,6 +34,8 @@ from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+_LIVE: list[WorkerProcess] = []
+"""Started worker processes; a timed-out wait dumps their stacks (post-mortem)."""
 UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36")
 
@@ -145,7 +147,14 @@ class WorkerProcess:
             args = ["worker"] if self.module == "worker" else []
             self.proc = subprocess.Popen([PYTHON, "-m", self.module, *args], cwd=REPO,
                                          env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        _LIVE[:] = [w for w in _LIVE if w.proc is not None and w.proc.poll() is None]
+        _LIVE.append(self)
         return self
+
+    def dump_stacks(self) -> None:
+        """SIGUSR1: mode's Worker logs every thread's and asyncio task's stack."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
 
     def _get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -266,11 +275,16 @@ class Collector:
     def count(self, topic: str) -> int:
         return len(self.records[topic])
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 60.0,
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 120.0,
                        what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
+                live = [w for w in _LIVE if w.proc is not None and w.proc.poll() is None]
+                for w in live:
+                    w.dump_stacks()
+                if live:
+                    await asyncio.sleep(2)  # let them write the dump into their logs
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}: "
                                      f"{ {t: len(r) for t, r in self.records.items()} }")
             await asyncio.sleep(0.05)

@@ -49,21 +49,21 @@ def _check(pipeline: Pipeline, lines: list[bytes]) -> None:
 
 
 @settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=200), max_size=5))
 def test_arbitrary_bytes_never_crash(enricher: Enricher, lines: list[bytes]) -> None:
     _check(Pipeline(enricher, DEFAULT_POLICY), lines)
 
 
 @settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(json_values.map(orjson.dumps), max_size=5))
 def test_arbitrary_json_never_crashes(enricher: Enricher, lines: list[bytes]) -> None:
     _check(Pipeline(enricher, DEFAULT_POLICY), lines)
 
 
 @settings(max_examples=500, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(native_like.map(orjson.dumps), min_size=1, max_size=8))
 def test_native_shaped_input_never_crashes(enricher: Enricher, lines: list[bytes]) -> None:
     _check(Pipeline(enricher, DEFAULT_POLICY), lines)
