@@ -12,7 +12,8 @@ import pytest
 
 from detectors.model import EventType, SessionEvent
 from detectors.timefmt import parse_time
-from worker.formats import Invalid, Outcome, Skip, decode_document, decode_line, decode_record
+from worker.formats import Invalid, Outcome, Skip, decode_line, decode_record
+from worker.replay import iter_records
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "idp_samples"
 LINES = (SAMPLES / "auth0.jsonl").read_bytes().splitlines()
@@ -207,12 +208,18 @@ def test_json_array_line_and_filebeat_wrapper() -> None:
     assert [type(o).__name__ for o in outcomes] == ["SessionEvent", "Skip", "SessionEvent"]
 
 
-def test_whole_file_json_array_and_json_lines_documents() -> None:
+def _file_outcomes(path: Path) -> list[str]:
+    """What replay and produce see: records of a file, each through decode_line."""
+    return [type(o).__name__ for _n, raw in iter_records(path) for o in decode_line(raw)]
+
+
+def test_whole_file_json_array_and_json_lines_documents(tmp_path: Path) -> None:
     pretty = orjson.dumps([record(1), record(15)], option=orjson.OPT_INDENT_2)
     assert b"\n" in pretty
-    assert [type(o).__name__ for o in decode_document(pretty)] == ["SessionEvent", "Skip"]
-    jsonl = b"\n".join(LINES[:3]) + b"\n\n"
-    assert [type(o).__name__ for o in decode_document(jsonl)] == ["SessionEvent"] * 3
+    (tmp_path / "export.json").write_bytes(pretty)
+    assert _file_outcomes(tmp_path / "export.json") == ["SessionEvent", "Skip"]
+    (tmp_path / "logs.jsonl").write_bytes(b"\n".join(LINES[:3]) + b"\n")
+    assert _file_outcomes(tmp_path / "logs.jsonl") == ["SessionEvent"] * 3
 
 
 def test_forced_format() -> None:

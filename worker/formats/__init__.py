@@ -3,8 +3,8 @@
 One entry point, `decode_line`, used by replay and by the Kafka worker alike,
 so both see exactly the same events. Each adapter module provides
 `looks_like(record) -> bool` and `normalize(record) -> Outcome`, optionally
-`normalize_text` (text log lines) and `split` (batch envelopes).
-`decode_document` decodes a whole file that is one JSON document.
+`normalize_text` (text log lines) and `split` (batch envelopes). Whole-file
+JSON documents are split into records by `worker.replay.iter_records`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ __all__ = [
     "Invalid",
     "Outcome",
     "Skip",
-    "decode_document",
     "decode_line",
     "decode_record",
 ]
@@ -115,21 +114,6 @@ def _decode_value(value: object, fmt: str) -> list[Outcome]:
     if not records:
         return [Skip("empty batch envelope", "unknown")]
     return [decode_record(r, fmt) for r in records]
-
-
-def decode_document(data: bytes, fmt: str = "auto") -> list[Outcome]:
-    """Decode a whole input file: one JSON document (e.g. a pretty-printed array
-    from an IdP's log export API), else JSON Lines / text lines via `decode_line`.
-    """
-    stripped = data.strip()
-    if stripped[:1] in (b"{", b"["):
-        try:
-            value = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            pass  # several lines, each its own record
-        else:
-            return _decode_value(value, fmt)
-    return [out for line in stripped.splitlines() if line.strip() for out in decode_line(line, fmt)]
 
 
 def decode_line(line: bytes, fmt: str = "auto") -> list[Outcome]:
