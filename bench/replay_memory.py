@@ -60,6 +60,7 @@ def _feed(pipeline: Any, path: Path, store: dict[str, Any]) -> None:
 def measure(warm: Path, path: Path) -> dict[str, Any]:
     """Run the pipeline over path into a dict store; RSS and deep size per baseline."""
     from worker.cli import build_enricher  # noqa: PLC0415 - after the RSS baseline
+    from worker.codec import baseline_to_bytes  # noqa: PLC0415
     from worker.pipeline import Pipeline  # noqa: PLC0415
     from worker.policy_file import load_policy  # noqa: PLC0415
     from worker.settings import Settings  # noqa: PLC0415
@@ -82,8 +83,8 @@ def measure(warm: Path, path: Path) -> dict[str, Any]:
     return {"sessions": sessions, "rss_growth_bytes": after - before,
             "rss_bytes_per_session": round((after - before) / max(sessions, 1), 1),
             "deep_bytes": deep, "deep_bytes_per_session": round(deep / max(sessions, 1), 1),
-            "baseline_json_bytes_avg": round(
-                sum(len(orjson.dumps(b)) for b in store.values()) / max(sessions, 1), 1)}
+            "baseline_stored_bytes_avg": round(
+                sum(len(baseline_to_bytes(b)) for b in store.values()) / max(sessions, 1), 1)}
 
 
 def main() -> int:

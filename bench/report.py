@@ -175,8 +175,9 @@ def _memory_section(mem: dict[str, Any] | None) -> list[str]:
                   round(r["deep_bytes_per_session"] * 100_000 / 2**20, 1)],
                  ["replay process RSS growth", r["rss_bytes_per_session"],
                   round(r["rss_bytes_per_session"] * 100_000 / 2**20, 1)],
-                 ["baseline as JSON (changelog value)", r["baseline_json_bytes_avg"],
-                  round(r["baseline_json_bytes_avg"] * 100_000 / 2**20, 1)]]
+                 ["baseline as stored (table / changelog value)",
+                  r["baseline_stored_bytes_avg"],
+                  round(r["baseline_stored_bytes_avg"] * 100_000 / 2**20, 1)]]
     out += _table(["what", "bytes/session", "MiB per 100,000 sessions"], rows)
     sessions = (w or r or {}).get("sessions")
     out += ["", f"Measured over {sessions:,} sessions' full event streams and scaled "
