@@ -77,6 +77,8 @@ MAX_TIMEOUT_MS = 100 * 365 * 86_400_000
 
 def _timeout(value: object) -> int | None:
     """A metadata timeout in milliseconds ("3600000" or 3600000); None if unusable."""
+    if value is None:  # the usual case: metadata comes with the login only
+        return None
     n = _timeout_value(value)
     return n if n is not None and n <= MAX_TIMEOUT_MS else None
 
@@ -109,10 +111,12 @@ def _matches(m: Match, ev: EnrichedEvent, policy: Policy) -> bool:
 def _detect(ev: EnrichedEvent, base: Baseline, first: bool, policy: Policy) -> list[Finding]:
     findings: list[Finding] = []
     if not first:
-        for check in (asn_binding, ip_binding):
-            f = check(ev, base, policy)
-            if f is not None:
-                findings.append(f)
+        f = asn_binding(ev, base, policy)
+        if f is not None:
+            findings.append(f)
+        f = ip_binding(ev, base, policy)
+        if f is not None:
+            findings.append(f)
         rule = policy.detector("ua_drift")
         if rule.action != "off" or rule.downgrade_action != "off":
             f = ua_drift(ev, base, rule.action, rule.downgrade_action, rule.reason,
@@ -283,7 +287,7 @@ def evaluate(ev: EnrichedEvent, baseline: Baseline | None, policy: Policy) -> De
     decision.findings = findings
     rules: list[str] = []
     why = _Why(ev, base, policy.version, findings, rules)
-    revoking = [f for f in findings if f.action == "revoke"]
+    revoking = [f for f in findings if f.action == "revoke"] if findings else findings
     cmd_id: str | None = None
     if revoking:
         cause = revoking[0]
@@ -297,7 +301,8 @@ def evaluate(ev: EnrichedEvent, baseline: Baseline | None, policy: Policy) -> De
         decision.audit.append(audit(cmd, ev, cause.reason, why()))
         base.revoked = True
         base.revoked_at = e.occurred_at
-    decision.alerts.extend(alert(f, ev, base, policy.version, cmd_id) for f in findings)
+    if findings:
+        decision.alerts.extend(alert(f, ev, base, policy.version, cmd_id) for f in findings)
     if not revoking:
         _expiry_commands(ev, base, policy, decision, why, rules)
     _remember(base, ev)

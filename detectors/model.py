@@ -26,7 +26,7 @@ EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
 EVENT_TYPE_BY_NAME: dict[str, EventType] = {t.value: t for t in EventType}
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SessionInfo:
     """What the IdP told us about the session itself (all optional but the id)."""
 
@@ -37,7 +37,7 @@ class SessionInfo:
     idle_expires_at: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SessionEvent:
     """One normalized piece of session activity, whatever IdP it came from."""
 
@@ -102,7 +102,7 @@ class Agent:
         return self.family != "Other"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class EnrichedEvent:
     """A session event plus network and user-agent facts, ready for the engine."""
 

@@ -60,6 +60,7 @@ def _register_vendor_adapters() -> None:
 _register_vendor_adapters()
 
 FORMATS: tuple[str, ...] = ("auto", *ADAPTERS)
+_SPLITTERS = tuple(a.split for a in ADAPTERS.values() if a.split is not None)
 
 
 def decode_record(record: object, fmt: str = "auto") -> Outcome:
@@ -106,6 +107,17 @@ def _expand(value: object, fmt: str) -> list[object]:
 
 def _decode_value(value: object, fmt: str) -> list[Outcome]:
     """Outcomes of one parsed JSON value: an object, or an array of objects."""
+    if fmt == "auto" and type(value) is dict and native.looks_native(value):
+        # The common case, same result as the generic path below: native is
+        # the first format tried, and no envelope splitter claims the record.
+        for split in _SPLITTERS:
+            if split(value) is not None:
+                break
+        else:
+            try:
+                return [native.normalize_native(value)]
+            except InvalidRecord as exc:
+                return [Invalid(str(exc), "native")]
     if isinstance(value, list):
         if not value:
             return [Skip("empty JSON array", "unknown")]
