@@ -59,14 +59,12 @@ def _feed(pipeline: Any, path: Path, store: dict[str, Any]) -> None:
 
 def measure(warm: Path, path: Path) -> dict[str, Any]:
     """Run the pipeline over path into a dict store; RSS and deep size per baseline."""
-    from worker.cli import build_enricher  # noqa: PLC0415 - after the RSS baseline
-    from worker.codec import baseline_to_bytes  # noqa: PLC0415
+    from worker.codec import baseline_to_bytes  # noqa: PLC0415 - after the RSS baseline
     from worker.pipeline import Pipeline  # noqa: PLC0415
-    from worker.policy_file import load_policy  # noqa: PLC0415
     from worker.settings import Settings  # noqa: PLC0415
 
     settings = Settings()
-    pipeline = Pipeline(build_enricher(settings), load_policy(settings.policy_file))
+    pipeline = Pipeline.from_settings(settings)
     # The warm-up store stays alive: freed memory would be reused by the
     # measured store and hide its growth.
     warm_store: dict[str, Any] = {}

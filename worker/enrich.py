@@ -19,6 +19,7 @@ import geoip2.errors
 import pyasn
 
 from detectors.model import EnrichedEvent, Network, SessionEvent
+from worker.settings import Settings
 from worker.useragent import parse_agent
 
 _ANON_FLAGS = ("is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
@@ -58,6 +59,12 @@ class Enricher:
                 raise EnrichmentError(f"cannot open pyasn database {pyasn_db}: {exc}") from exc
         self.lookup_ip = lru_cache(maxsize=cache_size)(self._lookup_ip)
         self._with_idp_asn = lru_cache(maxsize=cache_size)(self._override_asn)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Enricher:
+        """The enricher that replay, the worker and the benchmarks all use."""
+        return cls(settings.city_db or None, settings.asn_db or None,
+                   settings.pyasn_db or None, settings.anonymous_db or None)
 
     def close(self) -> None:
         for reader in (self._city, self._asn, self._anon):

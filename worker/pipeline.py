@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from detectors import Baseline, Policy, SessionEvent, evaluate
 from worker.enrich import Enricher
 from worker.formats import Invalid, Skip, decode_line
+from worker.policy_file import load_policy
+from worker.settings import Settings
 
 RAW_LIMIT = 65536
 """Dead letters keep at most this many bytes of the original record (as text)."""
@@ -105,6 +107,12 @@ class Pipeline:
         self.policy = policy
         self.fmt = fmt
         self.stats = Stats()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        """The pipeline replay and the worker both build from the same settings."""
+        return cls(Enricher.from_settings(settings), load_policy(settings.policy_file),
+                   settings.input_format)
 
     def process(self, raw: bytes, origin: dict[str, Any], store: BaselineStore,
                 out: Outputs) -> None:

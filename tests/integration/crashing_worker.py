@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any
 
-from worker import app as worker_app
 from worker.cli import main
+from worker.kafka import app as worker_app
 
 
 def install(after_batches: int) -> None:

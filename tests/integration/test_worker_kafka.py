@@ -30,7 +30,7 @@ from tests.integration.worker_harness import (
     replay_expected,
     write_lines,
 )
-from worker.kafka_common import ensure_topics
+from worker.kafka.client import ensure_topics
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]

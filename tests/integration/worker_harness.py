@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from worker.cli import build_enricher
+from worker.enrich import Enricher
 from worker.policy_file import load_policy
 from worker.replay import replay
 from worker.settings import Settings
@@ -312,7 +312,8 @@ class Expected:
 
 def replay_expected(path: Path, out: Path) -> Expected:
     settings = Settings()
-    summary = replay([path], out, load_policy(settings.policy_file), build_enricher(settings))
+    summary = replay([path], out, load_policy(settings.policy_file),
+                     Enricher.from_settings(settings))
 
     def lines(name: str) -> list[bytes]:
         return (out / name).read_bytes().splitlines()

@@ -14,15 +14,15 @@ import orjson
 import pytest
 
 from detectors import Baseline
-from worker.batch import (
+from worker.codec import baseline_from_bytes, baseline_to_bytes, dumps
+from worker.enrich import Enricher
+from worker.kafka.batch import (
     BatchStore,
     Emitted,
     dlq_headers,
     evaluate_batch,
     output_key,
 )
-from worker.codec import baseline_from_bytes, baseline_to_bytes, dumps
-from worker.enrich import Enricher
 from worker.pipeline import Outputs, Pipeline
 from worker.replay import iter_records
 

@@ -17,18 +17,18 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from worker.kafka_common import (
+from worker.kafka.client import (
     aiokafka_security,
     bootstrap_servers,
     faust_broker_url,
     faust_credentials,
     topic_plan,
 )
+from worker.kafka.metrics import Metrics
+from worker.kafka.produce import keyed_records
+from worker.kafka.sender import BatchSender
 from worker.logs import JsonFormatter, logging_config
-from worker.metrics import Metrics
 from worker.pipeline import Stats
-from worker.produce import keyed_records
-from worker.sender import BatchSender
 from worker.settings import Settings
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/119.0"

@@ -24,25 +24,30 @@ import asyncio
 import logging
 import os
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
-from faust.streams import _current_event  # the contextvar behind faust.current_event()
-from faust.types import TP
 
-from worker.batch import evaluate_batch
-from worker.kafka_common import (
+from worker.kafka.batch import evaluate_batch
+from worker.kafka.client import (
     aiokafka_security,
     bootstrap_servers,
     faust_broker_url,
     faust_credentials,
 )
-from worker.metrics import CONTENT_TYPE, Metrics
+from worker.kafka.faust_compat import (
+    BaselineTable,
+    commit_now,
+    current_event,
+    hold_input_partitions,
+    input_partitions,
+    record_changelog_offset,
+)
+from worker.kafka.metrics import CONTENT_TYPE, Metrics
+from worker.kafka.sender import BatchSender
 from worker.pipeline import Pipeline
-from worker.sender import BatchSender
 from worker.settings import Settings
 
 log = logging.getLogger("sessionwarden.worker")
@@ -62,21 +67,6 @@ def fatal_exit(exc: BaseException) -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(EXIT_DELIVERY_FAILED)
-
-
-class BaselineTable(faust.Table[Any, Any]):
-    """A Faust table whose changelog records the batch publishes itself.
-
-    Faust would send one changelog record per write through its background
-    buffer, one `await` each; the batch instead appends them to its own
-    record batches (partition = the source event's partition, explicitly)
-    and waits for one delivery. Reads, local store writes, recovery and
-    standby replicas stay Faust's.
-    """
-
-    def on_key_set(self, key: Any, value: Any) -> None:
-        self.partition_for_key(key)  # asserts a current event on a co-partitioned topic
-        self._sensor_on_set(self, key, value)
 
 
 class SessionWardenApp(faust.App):
@@ -107,18 +97,7 @@ class SessionWardenApp(faust.App):
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
-        resume = consumer.resume_partitions
-
-        def resume_partitions(tps: Any) -> None:
-            tps = set(tps)
-            if self._hold_inputs:
-                held = {tp for tp in tps if not consumer._is_changelog_tp(tp)}
-                tps -= held
-                # Records of "buffered" partitions are yielded even when paused.
-                consumer._buffered_partitions.difference_update(held)
-            resume(tps)
-
-        consumer.resume_partitions = resume_partitions
+        hold_input_partitions(consumer, lambda: self._hold_inputs)
         return consumer
 
     def on_rebalance_start(self) -> None:
@@ -130,8 +109,7 @@ class SessionWardenApp(faust.App):
         super().on_rebalance_end()
         self._hold_inputs = False
         consumer: Any = self.consumer
-        consumer.resume_partitions(
-            {tp for tp in consumer.assignment() if not consumer._is_changelog_tp(tp)})
+        consumer.resume_partitions(input_partitions(consumer, consumer.assignment()))
 
 
 class BatchRunner:
@@ -181,11 +159,8 @@ class BatchRunner:
             await producer.stop()
 
     def _read(self, events: Sequence[Any], key: str, index: int) -> bytes | None:
-        token = _current_event.set(weakref.ref(events[index]))
-        try:
+        with current_event(events[index]):
             value: bytes | None = self.table.get(key)
-        finally:
-            _current_event.reset(token)
         return value
 
     def _store(self, events: Sequence[Any], writes: dict[str, tuple[bytes, int]],
@@ -200,11 +175,8 @@ class BatchRunner:
         changelog = self.changelog_topic
         for key, (data, index) in writes.items():
             event = events[index]
-            token = _current_event.set(weakref.ref(event))
-            try:
+            with current_event(event):
                 table[key] = data
-            finally:
-                _current_event.reset(token)
             sender.add(changelog, key.encode(), data, partition=event.message.partition)
 
     async def run(self, events: Sequence[Any]) -> None:
@@ -226,8 +198,7 @@ class BatchRunner:
         self._store(events, result.writes, sender)  # 2) ... before state is stored
         written = time.perf_counter()
         for topic, partition, offset in await sender.flush():  # 3) state durable, then ack
-            # What Faust's own changelog callback records: recovery starts after it.
-            self.table.data.set_persisted_offset(TP(topic, partition), offset)
+            record_changelog_offset(self.table, topic, partition, offset)
         self.batches += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch done", extra={
@@ -246,11 +217,8 @@ class BatchRunner:
         would re-decide old events against a newer baseline. Committing every
         batch keeps re-delivery to the batch in flight.
         """
-        consumer: Any = self.app.consumer  # the transport Consumer, not ConsumerT
         try:
-            while await consumer.maybe_wait_for_commit_to_finish():
-                pass  # another commit ran (maybe without our acks): commit again
-            await consumer.commit()
+            await commit_now(self.app.consumer)
         except Exception as exc:  # e.g. a rebalance is running; the next commit covers it
             log.warning("offset commit after batch failed", extra={"error": repr(exc)})
 
@@ -291,15 +259,6 @@ def readiness(app: faust.App) -> tuple[bool, dict[str, Any]]:
     return ready, {"status": status, "assigned": assigned, "rebalances": app.rebalancing_count}
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    """The same Pipeline replay builds, from the same settings."""
-    from worker.cli import build_enricher  # noqa: PLC0415
-    from worker.policy_file import load_policy  # noqa: PLC0415
-
-    return Pipeline(build_enricher(settings), load_policy(settings.policy_file),
-                    settings.input_format)
-
-
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                on_fatal: Callable[[BaseException], None] = fatal_exit) -> faust.App:
     """Build the Faust app for these settings (no side effects until it starts)."""
@@ -308,7 +267,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                          "before state instead of using transactions (docs/worker.md)")
     if not settings.store.startswith(("rocksdb://", "memory://")):
         raise ValueError(f"store must be rocksdb:// or memory://, not {settings.store!r}")
-    pipeline = pipeline or build_pipeline(settings)
+    pipeline = pipeline or Pipeline.from_settings(settings)
     partitions = settings.topic_partitions
     app = SessionWardenApp(
         settings.app_id,

@@ -21,9 +21,9 @@ from typing import IO, Any
 from detectors import SessionEvent
 from worker.codec import dumps, loads
 from worker.formats import decode_line, decode_record
-from worker.kafka_common import aiokafka_security, bootstrap_servers, ensure_topics
+from worker.kafka.client import aiokafka_security, bootstrap_servers, ensure_topics
+from worker.kafka.sender import BatchSender, Submitted
 from worker.replay import Progress, iter_records
-from worker.sender import BatchSender, Submitted
 from worker.settings import Settings
 
 SUBMIT_EVERY = 2000

@@ -1,6 +1,7 @@
-"""The Kafka half of the CLI: `sessionwarden worker` and `sessionwarden produce`.
+"""The Kafka commands: `sessionwarden worker` and `sessionwarden produce`.
 
-Kept apart from `worker.cli` so `replay` (and `--help`) never import Faust.
+Faust and aiokafka are imported inside the commands, so `replay` (and
+`--help`) never import them.
 """
 
 from __future__ import annotations
@@ -8,44 +9,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from worker.cli.options import add_data_options, settings_from_args
 from worker.formats import FORMATS
-from worker.settings import Settings
-
-AddOptions = Callable[[argparse.ArgumentParser], None]
-
-_KAFKA_FLAGS = ("app_id", "data_dir", "web_port", "web_host", "store", "input_topic",
-                "log_level", "log_format", "batch_size")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, then the flags that were given."""
-    from worker.cli import _settings as base_settings  # noqa: PLC0415
-
-    settings = base_settings(args)
-    update: dict[str, Any] = {name: getattr(args, name) for name in _KAFKA_FLAGS
-                              if getattr(args, name, None) is not None}
-    if getattr(args, "partitions", None) is not None:
-        update["topic_partitions"] = args.partitions
-    if getattr(args, "no_web", False):
-        update["web_enabled"] = False
-    if getattr(args, "no_create_topics", False):
-        update["create_topics"] = False
-    return Settings(**{**settings.model_dump(), **update})
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Create missing topics, then run the Faust worker until SIGTERM/SIGINT."""
     import faust  # noqa: PLC0415
 
-    from worker.app import create_app  # noqa: PLC0415
-    from worker.kafka_common import ensure_topics  # noqa: PLC0415
+    from worker.kafka.app import create_app  # noqa: PLC0415
+    from worker.kafka.client import ensure_topics  # noqa: PLC0415
     from worker.logs import logging_config  # noqa: PLC0415
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     # mode/Faust use the thread's current loop: create it before the app.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -61,9 +40,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from worker.codec import dumps_pretty  # noqa: PLC0415
-    from worker.produce import produce  # noqa: PLC0415
+    from worker.kafka.produce import produce  # noqa: PLC0415
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     files = [Path(f) for f in args.files]
     for f in files:
         if not f.is_file():
@@ -78,7 +57,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_kafka_commands(sub: Any, add_data_options: AddOptions) -> None:
+def add_kafka_commands(sub: Any) -> None:
     """Register `worker` and `produce` on the main parser's subcommands."""
     p = sub.add_parser("worker", help="run the streaming worker on Kafka (Faust)",
                        description="Consume session events, publish commands, audit events, "
