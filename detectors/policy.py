@@ -1,24 +1,39 @@
 """Tenant policy: what each detector does and which session rules apply.
 
-Parsed from a plain mapping (the worker reads the TOML file), validated with
-precise errors, and hashed: the hash of the normalized content is the policy
-version that every decision carries, so an auditor can tell which policy made
-it. Matching helpers are memoized per policy instance.
+Parsed from a plain mapping (the worker reads the TOML file) by pydantic
+models that forbid unknown keys and spell out every choice, so a typo such as
+`mod = "persistent"` is an error naming the key, not a silent default. The
+validated document becomes the frozen `Policy` the engine reads, and its
+normalized content is hashed: the policy version that every decision carries,
+so an auditor can tell which policy made it. Matching helpers are memoized per
+policy instance.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 HOUR_MS = 3_600_000
-ACTIONS = ("revoke", "alert", "off")
-COOKIE_MODES = ("persistent", "non-persistent")
 
 DEFAULT_REASONS = {
     "asn_binding": "Invalid network change. Login again from a trusted network",
@@ -117,152 +132,228 @@ class Policy:
         return (asn is not None and asn in self.allow_asns) or self.ip_in(ip, self.allow_cidrs)
 
 
-def _hours(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise PolicyError(f"{name} must be a positive number of hours, got {value!r}")
-    return int(value * HOUR_MS)
+# --- The policy file schema (pydantic): every key is known, every choice a Literal.
+
+Action = Literal["revoke", "alert", "off"]
+CookieMode = Literal["persistent", "non-persistent"]
 
 
-def _ms(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise PolicyError(f"{name} must be a positive integer of milliseconds, got {value!r}")
+def _positive(value: float) -> float:
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number")
     return value
 
 
-def _strings(value: object, name: str) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise PolicyError(f"{name} must be a list of strings")
-    return frozenset(value)
+def _asn(value: object) -> int:
+    """An AS number as people write it: 64500, "64500", "AS64500"."""
+    text = str(value).strip().upper().removeprefix("AS")
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not an AS number: {value!r}")
+    n = int(text)
+    if not 0 < n < 2**32:
+        raise ValueError(f"AS number out of range: {value!r}")
+    return n
 
 
-def _cidrs(value: object, name: str) -> tuple[Network, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise PolicyError(f"{name} must be a list of CIDR strings")
+def _network(value: object) -> Network:
+    if not isinstance(value, str):
+        raise ValueError(f"not a CIDR string: {value!r}")
     try:
-        return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
+        return ipaddress.ip_network(value.strip(), strict=False)
     except ValueError as exc:
-        raise PolicyError(f"{name}: {exc}") from None
+        raise ValueError(str(exc)) from None
 
 
-def _asns(value: object, name: str) -> frozenset[int]:
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list):
-        raise PolicyError(f"{name} must be a list of AS numbers")
-    out: set[int] = set()
-    for v in value:
-        text = str(v).upper().removeprefix("AS")
-        if not (text.isascii() and text.isdigit()):
-            raise PolicyError(f"{name}: not an AS number: {v!r}")
-        out.add(int(text))
-    return frozenset(out)
+PositiveNumber = Annotated[StrictInt | StrictFloat, AfterValidator(_positive)]
+PositiveMs = Annotated[StrictInt, Field(gt=0)]
+Asn = Annotated[int, BeforeValidator(_asn)]
+Cidr = Annotated[Network, BeforeValidator(_network)]
 
 
-def _match(raw: Mapping[str, Any], name: str) -> Match:
-    match = Match(
-        groups=_strings(raw.get("groups"), f"{name}.groups"),
-        connections=_strings(raw.get("connections"), f"{name}.connections"),
-        organizations=_strings(raw.get("organizations"), f"{name}.organizations"),
-        clients=_strings(raw.get("clients"), f"{name}.clients"),
-        cidrs=_cidrs(raw.get("cidrs"), f"{name}.cidrs"),
-        asns=_asns(raw.get("asns"), f"{name}.asns"),
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantSection(_Section):
+    absolute_lifetime_hours: PositiveNumber = 168
+    idle_lifetime_hours: PositiveNumber = 72
+
+
+class DetectorSection(_Section):
+    action: Action | None = None
+    reason: StrictStr | None = None
+    preserve_refresh_tokens: StrictBool = False
+
+
+class UaDriftSection(DetectorSection):
+    downgrade_action: Action = "alert"
+
+
+class TravelSection(DetectorSection):
+    max_speed_kmh: PositiveNumber = 1000.0
+    min_distance_km: PositiveNumber = 500.0
+
+
+class DetectorsSection(_Section):
+    asn_binding: DetectorSection = DetectorSection()
+    ip_binding: DetectorSection = DetectorSection()
+    ua_drift: UaDriftSection = UaDriftSection()
+    anonymous_network: DetectorSection = DetectorSection()
+    impossible_travel: TravelSection = TravelSection()
+
+
+class MatchSection(_Section):
+    groups: list[StrictStr] = []
+    connections: list[StrictStr] = []
+    organizations: list[StrictStr] = []
+    clients: list[StrictStr] = []
+    cidrs: list[Cidr] = []
+    asns: list[Asn] = []
+
+    @model_validator(mode="after")
+    def _has_a_condition(self) -> MatchSection:
+        if not any((self.groups, self.connections, self.organizations, self.clients,
+                    self.cidrs, self.asns)):
+            raise ValueError("has no conditions (groups, connections, organizations, "
+                             "clients, cidrs or asns)")
+        return self
+
+
+class ExpiryRuleSection(_Section):
+    name: StrictStr | None = None
+    match: MatchSection
+    absolute_timeout_ms: PositiveMs | None = None
+    idle_timeout_ms: PositiveMs | None = None
+
+    @model_validator(mode="after")
+    def _sets_something(self) -> ExpiryRuleSection:
+        if self.absolute_timeout_ms is None and self.idle_timeout_ms is None:
+            raise ValueError("sets neither absolute_timeout_ms nor idle_timeout_ms")
+        return self
+
+
+class CookieRuleSection(_Section):
+    name: StrictStr | None = None
+    match: MatchSection
+    mode: CookieMode = "non-persistent"
+
+
+class AllowSection(_Section):
+    cidrs: list[Cidr] = []
+    asns: list[Asn] = []
+
+
+class PolicyDocument(_Section):
+    """The whole policy file. `enforcement` belongs to the enforcer (validated there)."""
+
+    tenant: TenantSection = TenantSection()
+    detectors: DetectorsSection = DetectorsSection()
+    allow: AllowSection = AllowSection()
+    expiry_rules: list[ExpiryRuleSection] = []
+    cookie_rules: list[CookieRuleSection] = []
+    enforcement: dict[str, Any] | None = None
+
+
+def _where(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
+    """A validation error location as the TOML author wrote it: detectors.ua_drift.action."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and item < len(node) \
+                and isinstance(node[item], Mapping) else None
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"
+                          + (f" ({name})" if isinstance(name, str) else "")]
+        else:
+            parts.append(item)
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts)
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed where an unknown key was found (for a did-you-mean hint)."""
+    model: Any = PolicyDocument
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            continue
+        field_info = model.model_fields.get(item) if hasattr(model, "model_fields") else None
+        if field_info is None:
+            return []
+        annotation = field_info.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next((c for c in candidates if isinstance(c, type)
+                      and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _errors(exc: ValidationError, raw: Mapping[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = _where(loc, raw) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1)
+            lines.append(f"{where}: unknown key" + (f" (did you mean {hint[0]!r}?)"
+                                                    if hint else ""))
+        elif err["type"] == "literal_error":
+            lines.append(f"{where}: must be {err['ctx']['expected']}, "
+                         f"got {err.get('input')!r}")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}")
+    return "; ".join(lines)
+
+
+def _match(m: MatchSection) -> Match:
+    return Match(groups=frozenset(m.groups), connections=frozenset(m.connections),
+                 organizations=frozenset(m.organizations), clients=frozenset(m.clients),
+                 cidrs=tuple(m.cidrs), asns=frozenset(m.asns))
+
+
+def _detector(name: str, section: DetectorSection) -> DetectorPolicy:
+    return DetectorPolicy(
+        action=section.action or DEFAULT_ACTIONS[name],
+        reason=section.reason if section.reason is not None else DEFAULT_REASONS[name],
+        preserve_refresh_tokens=section.preserve_refresh_tokens,
+        downgrade_action=getattr(section, "downgrade_action", "alert"),
+        max_speed_kmh=float(getattr(section, "max_speed_kmh", 1000.0)),
+        min_distance_km=float(getattr(section, "min_distance_km", 500.0)),
     )
-    if not any((match.groups, match.connections, match.organizations, match.clients,
-                match.cidrs, match.asns)):
-        raise PolicyError(f"{name} has no conditions (groups, connections, organizations, "
-                          "clients, cidrs or asns)")
-    return match
 
 
-def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"[{key}] must be a table")
-    return value
-
-
-def _rules(raw: Mapping[str, Any], key: str) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    value = raw.get(key, [])
-    if not isinstance(value, list):
-        raise PolicyError(f"[[{key}]] must be an array of tables")
-    for i, rule in enumerate(value):
-        if not isinstance(rule, Mapping):
-            raise PolicyError(f"{key}[{i}] must be a table")
-        yield str(rule.get("name", f"{key}[{i}]")), rule
-
-
-def _detector(name: str, raw: Mapping[str, Any]) -> DetectorPolicy:
-    action = raw.get("action", DEFAULT_ACTIONS[name])
-    if action not in ACTIONS:
-        raise PolicyError(f"detectors.{name}.action must be one of {ACTIONS}, got {action!r}")
-    downgrade = raw.get("downgrade_action", "alert")
-    if downgrade not in ACTIONS:
-        raise PolicyError(f"detectors.{name}.downgrade_action must be one of {ACTIONS}")
-    reason = raw.get("reason", DEFAULT_REASONS[name])
-    preserve = raw.get("preserve_refresh_tokens", False)
-    if not isinstance(reason, str) or not isinstance(preserve, bool):
-        raise PolicyError(f"detectors.{name}: reason must be text, preserve_refresh_tokens bool")
-    known = {"action", "downgrade_action", "reason", "preserve_refresh_tokens"}
-    if name == "impossible_travel":
-        known |= {"max_speed_kmh", "min_distance_km"}
-    unknown = set(raw) - known
-    if unknown:
-        raise PolicyError(f"detectors.{name}: unknown keys {sorted(unknown)}")
-    speed = raw.get("max_speed_kmh", 1000.0)
-    distance = raw.get("min_distance_km", 500.0)
-    for key, value in (("max_speed_kmh", speed), ("min_distance_km", distance)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise PolicyError(f"detectors.{name}.{key} must be a positive number")
-    return DetectorPolicy(action, reason, preserve, downgrade, float(speed), float(distance))
+def parse_policy_document(raw: Mapping[str, Any]) -> PolicyDocument:
+    """Validate a policy mapping; PolicyError names every bad key (and a likely fix)."""
+    try:
+        return PolicyDocument.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(_errors(exc, raw)) from None
 
 
 def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
     """Build a validated Policy; missing sections take the documented defaults."""
-    unknown = set(raw) - {"tenant", "detectors", "allow", "expiry_rules", "cookie_rules"}
-    if unknown:
-        raise PolicyError(f"unknown policy sections {sorted(unknown)}")
-    tenant = _table(raw, "tenant")
-    detectors_raw = _table(raw, "detectors")
-    unknown = set(detectors_raw) - set(DETECTORS)
-    if unknown:
-        raise PolicyError(f"unknown detectors {sorted(unknown)}; known: {list(DETECTORS)}")
-    detectors = {}
-    for name in DETECTORS:
-        section = detectors_raw.get(name, {})
-        if not isinstance(section, Mapping):
-            raise PolicyError(f"[detectors.{name}] must be a table")
-        detectors[name] = _detector(name, section)
-    allow = _table(raw, "allow")
-    expiry = []
-    for name, rule in _rules(raw, "expiry_rules"):
-        er = ExpiryRule(name, _match(rule.get("match", {}), name),
-                        _ms(rule.get("absolute_timeout_ms"), f"{name}.absolute_timeout_ms"),
-                        _ms(rule.get("idle_timeout_ms"), f"{name}.idle_timeout_ms"))
-        if er.absolute_timeout_ms is None and er.idle_timeout_ms is None:
-            raise PolicyError(f"{name} sets neither absolute_timeout_ms nor idle_timeout_ms")
-        expiry.append(er)
-    cookies = []
-    for name, rule in _rules(raw, "cookie_rules"):
-        mode = rule.get("mode", "non-persistent")
-        if mode not in COOKIE_MODES:
-            raise PolicyError(f"{name}.mode must be one of {COOKIE_MODES}, got {mode!r}")
-        cookies.append(CookieRule(name, _match(rule.get("match", {}), name), mode))
-    absolute_ms = _hours(tenant.get("absolute_lifetime_hours", 168),
-                         "tenant.absolute_lifetime_hours")
-    idle_ms = _hours(tenant.get("idle_lifetime_hours", 72), "tenant.idle_lifetime_hours")
+    doc = parse_policy_document(raw)
+    detectors = {name: _detector(name, getattr(doc.detectors, name)) for name in DETECTORS}
+    expiry = tuple(ExpiryRule(r.name or f"expiry_rules[{i}]", _match(r.match),
+                              r.absolute_timeout_ms, r.idle_timeout_ms)
+                   for i, r in enumerate(doc.expiry_rules))
+    cookies = tuple(CookieRule(r.name or f"cookie_rules[{i}]", _match(r.match), r.mode)
+                    for i, r in enumerate(doc.cookie_rules))
+    absolute_ms = int(doc.tenant.absolute_lifetime_hours * HOUR_MS)
+    idle_ms = int(doc.tenant.idle_lifetime_hours * HOUR_MS)
+    allow_cidrs = tuple(doc.allow.cidrs)
+    allow_asns = frozenset(doc.allow.asns)
     policy_content: dict[str, Any] = {
         "tenant": {"absolute_lifetime_ms": absolute_ms, "idle_lifetime_ms": idle_ms},
         "detectors": {k: [v.action, v.reason, v.preserve_refresh_tokens, v.downgrade_action,
                           v.max_speed_kmh, v.min_distance_km]
                       for k, v in detectors.items()},
-        "allow": [sorted(map(str, _cidrs(allow.get("cidrs"), "allow.cidrs"))),
-                  sorted(_asns(allow.get("asns"), "allow.asns"))],
+        "allow": [sorted(map(str, allow_cidrs)), sorted(allow_asns)],
         "expiry_rules": [[*_rule_repr(r.name, r.match), r.absolute_timeout_ms, r.idle_timeout_ms]
                          for r in expiry],
         "cookie_rules": [[*_rule_repr(r.name, r.match), r.mode] for r in cookies],
@@ -272,10 +363,10 @@ def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
         absolute_lifetime_ms=absolute_ms,
         idle_lifetime_ms=idle_ms,
         detectors=detectors,
-        allow_cidrs=_cidrs(allow.get("cidrs"), "allow.cidrs"),
-        allow_asns=_asns(allow.get("asns"), "allow.asns"),
-        expiry_rules=tuple(expiry),
-        cookie_rules=tuple(cookies),
+        allow_cidrs=allow_cidrs,
+        allow_asns=allow_asns,
+        expiry_rules=expiry,
+        cookie_rules=cookies,
         version="sha256:" + digest.hexdigest()[:16],
     )
 

@@ -15,7 +15,7 @@ pytest_plugins = ["tests.kafka_plugin"]
 @pytest.fixture(scope="session")
 def enricher() -> Enricher:
     s = Settings()
-    return Enricher(s.city_db, s.asn_db, s.pyasn_db, s.anonymous_db)
+    return Enricher.from_settings(s)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ address: login traffic repeats the same addresses all day.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,26 +20,85 @@ import geoip2.errors
 import pyasn
 
 from detectors.model import EnrichedEvent, Network, SessionEvent
-from worker.settings import Settings
+from worker.settings import DecisionSettings
 from worker.useragent import parse_agent
 
 _ANON_FLAGS = ("is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
                "is_residential_proxy", "is_tor_exit_node")
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"
+"""The test databases of a source checkout (absent from an installed package)."""
+BUNDLED = {
+    "city_db": BUNDLED_DIR / "mmdb" / "GeoIP2-City-Test.mmdb",
+    "asn_db": BUNDLED_DIR / "mmdb" / "GeoLite2-ASN-Test.mmdb",
+    "anonymous_db": BUNDLED_DIR / "mmdb" / "GeoIP2-Anonymous-IP-Test.mmdb",
+    "pyasn_db": BUNDLED_DIR / "pyasn" / "ipasn_20140513.dat.gz",
+}
+# What each setting must hold: a word of the MaxMind database_type.
+_EXPECTED_TYPE = {"city_db": ("City", "Enterprise"), "asn_db": ("ASN",),
+                  "anonymous_db": ("Anonymous-IP",)}
+_ENV = {name: f"SESSIONWARDEN_{name.upper()}" for name in BUNDLED}
 
 
 class EnrichmentError(RuntimeError):
     """A configured database cannot be opened; the CLI exits non-zero."""
 
 
-def _open_mmdb(path: str | None) -> geoip2.database.Reader | None:
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    """One enrichment database as the start-up line and the report describe it."""
+
+    setting: str
+    path: str
+    kind: str
+    built: str | None
+    """Build date (UTC) from the mmdb metadata, or the pyasn file's modification date."""
+    test_data: bool
+    """The bundled test copy: synthetic data, never for production."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"setting": self.setting, "path": self.path, "type": self.kind,
+                "built": self.built, "test_data": self.test_data}
+
+
+def resolve_database(setting: str, value: str | None) -> str | None:
+    """The path to open for a database setting: explicit, disabled ('') or bundled.
+
+    Unset means the bundled test database of a source checkout. An installed
+    package has none, and then the user must say which database to use (or
+    disable it with an empty value): it never runs on test data silently.
+    """
+    if value is not None:
+        return value.strip() or None
+    bundled = BUNDLED[setting]
+    if bundled.is_file():
+        return str(bundled)
+    raise EnrichmentError(
+        f"no database configured for {_ENV[setting]}: set it (or --{setting.replace('_', '-')})"
+        " to a MaxMind-format/pyasn file, or to an empty value to run without one (the bundled"
+        " test databases exist only in a source checkout)")
+
+
+def _open_mmdb(setting: str, path: str | None) -> geoip2.database.Reader | None:
     if not path:
         return None
     if not Path(path).is_file():
-        raise EnrichmentError(f"GeoIP database not found: {path}")
+        raise EnrichmentError(f"GeoIP database not found: {path} ({_ENV[setting]})")
     try:
-        return geoip2.database.Reader(path)
+        reader = geoip2.database.Reader(path)
     except Exception as exc:  # maxminddb raises several types for a bad file
-        raise EnrichmentError(f"cannot open GeoIP database {path}: {exc}") from exc
+        raise EnrichmentError(f"cannot open GeoIP database {path}: {exc}") from None
+    kind = reader.metadata().database_type
+    if not any(word in kind for word in _EXPECTED_TYPE[setting]):
+        reader.close()
+        raise EnrichmentError(
+            f"{path} is a {kind} database, but {_ENV[setting]} needs a "
+            f"{' or '.join(_EXPECTED_TYPE[setting])} database")
+    return reader
+
+
+def _built(reader: geoip2.database.Reader) -> str:
+    epoch = reader.metadata().build_epoch
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
 
 
 class Enricher:
@@ -46,25 +106,48 @@ class Enricher:
 
     def __init__(self, city_db: str | None, asn_db: str | None, pyasn_db: str | None,
                  anonymous_db: str | None = None, cache_size: int = 131072) -> None:
-        self._city = _open_mmdb(city_db)
-        self._asn = _open_mmdb(asn_db)
-        self._anon = _open_mmdb(anonymous_db)
+        self._city = _open_mmdb("city_db", city_db)
+        self._asn = _open_mmdb("asn_db", asn_db)
+        self._anon = _open_mmdb("anonymous_db", anonymous_db)
         self._pyasn: pyasn.pyasn | None = None
         if pyasn_db:
             if not Path(pyasn_db).is_file():
-                raise EnrichmentError(f"pyasn database not found: {pyasn_db}")
+                raise EnrichmentError(f"pyasn database not found: {pyasn_db} "
+                                      f"({_ENV['pyasn_db']})")
             try:
                 self._pyasn = pyasn.pyasn(pyasn_db)
             except Exception as exc:
-                raise EnrichmentError(f"cannot open pyasn database {pyasn_db}: {exc}") from exc
+                raise EnrichmentError(f"cannot open pyasn database {pyasn_db}: {exc}") from None
+        self._paths = {"city_db": city_db, "asn_db": asn_db, "anonymous_db": anonymous_db,
+                       "pyasn_db": pyasn_db}
         self.lookup_ip = lru_cache(maxsize=cache_size)(self._lookup_ip)
         self._with_idp_asn = lru_cache(maxsize=cache_size)(self._override_asn)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Enricher:
+    def from_settings(cls, settings: DecisionSettings) -> Enricher:
         """The enricher that replay, the worker and the benchmarks all use."""
-        return cls(settings.city_db or None, settings.asn_db or None,
-                   settings.pyasn_db or None, settings.anonymous_db or None)
+        return cls(resolve_database("city_db", settings.city_db),
+                   resolve_database("asn_db", settings.asn_db),
+                   resolve_database("pyasn_db", settings.pyasn_db),
+                   resolve_database("anonymous_db", settings.anonymous_db))
+
+    def databases(self) -> list[DatabaseInfo]:
+        """The databases in use, with type and build date, for the start-up line."""
+        out: list[DatabaseInfo] = []
+        for setting, reader in (("city_db", self._city), ("asn_db", self._asn),
+                                ("anonymous_db", self._anon)):
+            path = self._paths[setting]
+            if reader is not None and path:
+                meta = reader.metadata()
+                test = _is_bundled(setting, path) or "test database" in str(
+                    meta.description.get("en", "")).lower()
+                out.append(DatabaseInfo(setting, path, meta.database_type, _built(reader), test))
+        path = self._paths["pyasn_db"]
+        if self._pyasn is not None and path:
+            mtime = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).strftime("%Y-%m-%d")
+            out.append(DatabaseInfo("pyasn_db", path, "pyasn IPASN", mtime,
+                                    _is_bundled("pyasn_db", path)))
+        return out
 
     def close(self) -> None:
         for reader in (self._city, self._asn, self._anon):
@@ -129,3 +212,10 @@ class Enricher:
         ua = event.user_agent
         return EnrichedEvent(event, self.network(event.ip, event.asn),
                              parse_agent(ua) if ua else None)
+
+
+def _is_bundled(setting: str, path: str) -> bool:
+    try:
+        return Path(path).resolve() == BUNDLED[setting].resolve()
+    except OSError:
+        return False

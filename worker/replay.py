@@ -3,11 +3,19 @@
 Streams its input line by line (a 1 GB export is never loaded whole), keeps
 baselines in a dict, and writes commands, audit, alerts, dead letters and a
 deterministic summary. Two runs over the same input give byte-identical files.
+
+Outputs are written atomically: into a temporary directory next to `--out`,
+which replaces `--out` only when the run completed. A failed run leaves the
+previous outputs untouched and no partial files, and an input file inside
+`--out` is refused before anything is written (it would be replaced).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -15,50 +23,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from detectors import Baseline, Policy
-from worker.codec import dumps_line, dumps_pretty, loads
+from worker.codec import dumps_line, dumps_pretty
 from worker.enrich import Enricher
+from worker.errors import CouldNotRun
+from worker.inputs import InputFile, check_inputs, is_terminal
+from worker.inputs import iter_records as iter_input_records
 from worker.pipeline import Outputs, Pipeline
 
 OUTPUT_FILES = ("commands.jsonl", "audit.jsonl", "alerts.jsonl", "dead_letter.jsonl")
+SUMMARY = "summary.json"
 FLUSH_EVERY = 2048
 
 
-def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw record) pairs of one input file.
-
-    JSON Lines (one record, or one JSON array of records, per line) is
-    streamed. A file that is one multi-line JSON array (an exported array of
-    Auth0 logs, say) is read whole: such exports are small by nature.
-    """
-    with path.open("rb") as fh:
-        first = fh.readline()
-        if first.lstrip().startswith(b"[") and not _is_json(first):
-            rest = fh.read()
-            try:
-                items = loads(first + rest)
-            except ValueError:
-                yield 1, first
-                for n, line in enumerate(rest.splitlines(), start=2):
-                    yield n, line
-                return
-            if isinstance(items, list):
-                for i, item in enumerate(items, start=1):
-                    yield i, dumps_line(item)[:-1]
-                return
-            yield 1, first + rest
-            return
-        if first:
-            yield 1, first
-        for n, line in enumerate(fh, start=2):
-            yield n, line
-
-
-def _is_json(line: bytes) -> bool:
-    try:
-        loads(line)
-    except ValueError:
-        return False
-    return True
+def iter_records(path: Path | str | InputFile) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw record) pairs of one input (see `worker.inputs`)."""
+    return iter_input_records(path)
 
 
 class Progress:
@@ -67,7 +46,7 @@ class Progress:
     def __init__(self, total_bytes: int, stream: IO[str]) -> None:
         self.total = max(total_bytes, 1)
         self.stream = stream
-        self.enabled = stream.isatty()
+        self.enabled = is_terminal(stream)
         self.started = time.monotonic()
         self.next_at = self.started + 0.5
 
@@ -87,22 +66,78 @@ class Progress:
             self.stream.flush()
 
 
-def replay(files: list[Path], out_dir: Path, policy: Policy, enricher: Enricher,
-           fmt: str = "auto", progress_stream: IO[str] | None = None) -> dict[str, Any]:
-    """Replay files in order into out_dir; returns the summary dict."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+class OutputDir:
+    """A directory of outputs that appears whole or not at all.
+
+    Files are written into a fresh temporary directory beside the target;
+    `commit` swaps it in (the old directory, if any, is removed after the
+    rename). A target that holds anything but earlier sessionwarden outputs is
+    refused rather than replaced: `--out ~` must not delete a home directory.
+    """
+
+    def __init__(self, target: Path, names: Sequence[str]) -> None:
+        self.target = target
+        if target.exists() and not target.is_dir():
+            raise CouldNotRun(f"--out {target} is a file, not a directory")
+        if target.is_dir():
+            foreign = sorted(p.name for p in target.iterdir() if p.name not in names)
+            if foreign:
+                raise CouldNotRun(f"--out {target} holds files that are not replay outputs "
+                                  f"({', '.join(foreign[:3])}); choose a new or empty directory")
+        parent = target.resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+        except OSError as exc:
+            raise CouldNotRun(f"cannot write --out {target}: {exc.strerror}") from None
+
+    def path(self, name: str) -> Path:
+        return self.tmp / name
+
+    def commit(self) -> None:
+        old = None
+        if self.target.is_dir():
+            old = self.target.resolve().parent / f".{self.target.name}.old-{os.getpid()}"
+            self.target.rename(old)
+        self.tmp.rename(self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Policy,
+           enricher: Enricher, fmt: str = "auto",
+           progress_stream: IO[str] | None = None) -> dict[str, Any]:
+    """Replay files in order into out_dir (atomically); returns the summary dict."""
+    inputs = [f if isinstance(f, InputFile) else check_inputs([f], out_dir)[0] for f in files]
+    check_inputs([i.path for i in inputs if i.path is not None], out_dir)
+    target = OutputDir(out_dir, [*OUTPUT_FILES, SUMMARY])
+    try:
+        summary = _run(inputs, target, policy, enricher, fmt, progress_stream)
+        (target.path(SUMMARY)).write_bytes(dumps_pretty(summary))
+    except BaseException:
+        target.abort()
+        raise
+    target.commit()
+    return summary
+
+
+def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enricher: Enricher,
+         fmt: str, progress_stream: IO[str] | None) -> dict[str, Any]:
     pipeline = Pipeline(enricher, policy, fmt)
     store: dict[str, Baseline] = {}
     outputs = Outputs()
-    total = sum(p.stat().st_size for p in files)
+    total = sum(i.size for i in inputs)
     progress = Progress(total, progress_stream or sys.stderr)
     done_bytes = 0
     with ExitStack() as stack:
-        sinks = [stack.enter_context((out_dir / name).open("wb")) for name in OUTPUT_FILES]
+        sinks = [stack.enter_context(target.path(name).open("wb")) for name in OUTPUT_FILES]
         pending = 0
-        for path in files:
-            name = str(path)
-            for lineno, raw in iter_records(path):
+        for inp in inputs:
+            name = inp.name
+            for lineno, raw in iter_records(inp):
                 pipeline.process(raw, {"file": name, "line": lineno}, store, outputs)
                 done_bytes += len(raw)
                 pending += 1
@@ -114,7 +149,6 @@ def replay(files: list[Path], out_dir: Path, policy: Policy, enricher: Enricher,
     progress.done()
     summary = pipeline.stats.summary(sessions=len(store))
     summary["policy_version"] = policy.version
-    (out_dir / "summary.json").write_bytes(dumps_pretty(summary))
     return summary
 
 
@@ -124,3 +158,4 @@ def _flush(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
         if records:
             sink.write(b"".join(map(dumps_line, records)))
     outputs.clear()
+

@@ -1,32 +1,67 @@
 """Configuration from the environment (prefix SESSIONWARDEN_) and CLI flags.
 
-Defaults run out of the box on the small test databases bundled in `data/`;
-production points the database paths at its own GeoLite2/GeoIP2 files.
+Two layers, so that each command validates exactly what it uses:
+`DecisionSettings` holds the decision inputs (policy, input format,
+databases) that replay needs; `Settings` adds Kafka, state and the web
+server for the worker and `produce`. A bad worker-only variable therefore
+never stops a replay, and every choice is a `Literal`, so a typo is an error
+naming the variable instead of a silent default. Secrets are `SecretStr`:
+they never show in a repr, a log line or an error message.
+
+Database paths left unset mean "the bundled test database", which exists
+only in a source checkout (see `worker.enrich.resolve_database`): an
+installed package never runs on test data by accident.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+def _upper(value: object) -> object:
+    """Case-insensitive choices people type either way (sasl_plaintext, info)."""
+    return value.strip().upper() if isinstance(value, str) else value
 
 
-class Settings(BaseSettings):
-    """All knobs of replay, produce and the worker."""
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+InputFormat = Literal["auto", "native", "auth0", "okta", "keycloak"]
+SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+                             BeforeValidator(_upper)]
+SaslMechanism = Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"],
+                          BeforeValidator(_upper)]
+Store = Literal["rocksdb://", "memory://"]
+LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lower)]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     BeforeValidator(_upper)]
+
+
+class DecisionSettings(BaseSettings):
+    """What a decision depends on: policy, input format and enrichment databases."""
 
     model_config = SettingsConfigDict(env_prefix="SESSIONWARDEN_", env_file=None,
-                                      extra="ignore")
+                                      extra="ignore", validate_default=True)
 
-    # Decision inputs
     policy_file: Path | None = Field(default=None, description="policy TOML; built-in if unset")
-    input_format: str = Field(default="auto", description="auto|native|auth0|okta|keycloak")
-    city_db: str | None = str(DATA_DIR / "mmdb" / "GeoIP2-City-Test.mmdb")
-    asn_db: str | None = str(DATA_DIR / "mmdb" / "GeoLite2-ASN-Test.mmdb")
-    anonymous_db: str | None = str(DATA_DIR / "mmdb" / "GeoIP2-Anonymous-IP-Test.mmdb")
-    pyasn_db: str | None = str(DATA_DIR / "pyasn" / "ipasn_20140513.dat.gz")
+    input_format: InputFormat = Field(default="auto", description="force one input format")
+    city_db: str | None = Field(
+        default=None, description="MaxMind-format City db; unset = bundled test db; '' = none")
+    asn_db: str | None = Field(
+        default=None, description="MaxMind-format ASN db; unset = bundled test db; '' = none")
+    anonymous_db: str | None = Field(
+        default=None, description="Anonymous-IP db; unset = bundled test db; '' = none")
+    pyasn_db: str | None = Field(
+        default=None, description="pyasn IPASN file; unset = bundled 2014 table; '' = none")
+
+
+class Settings(DecisionSettings):
+    """All knobs of the worker and `produce` (and, through the base, of replay)."""
 
     # Kafka
     broker: str = "kafka://localhost:9092"
@@ -36,41 +71,50 @@ class Settings(BaseSettings):
     audit_topic: str = "session-audit"
     alerts_topic: str = "session-alerts"
     dlq_topic: str = "session-events-dlq"
-    topic_partitions: int = 4
-    topic_replication: int = 1
-    security_protocol: str = Field(default="PLAINTEXT",
-                                   description="PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL")
-    sasl_mechanism: str | None = None
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    startup_timeout: float = Field(
+        default=60.0, gt=0,
+        description="seconds to keep retrying an unreachable broker at start-up before exit 2")
 
     # Faust / state
-    store: str = "rocksdb://"
+    store: Store = "rocksdb://"
     data_dir: Path = Path(".sessionwarden-data")
-    web_port: int = 6066
-    web_host: str = "0.0.0.0"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = Field(default="127.0.0.1",
+                          description="bind address of /health and /metrics (containers: 0.0.0.0)")
     web_enabled: bool = True
-    batch_size: int = 1000
-    batch_timeout: float = 0.05
-    broker_session_timeout: float = 30.0
-    broker_heartbeat_interval: float = 3.0
-    processing_guarantee: str = Field(
+    batch_size: int = Field(default=1000, ge=1)
+    batch_timeout: float = Field(default=0.05, gt=0)
+    broker_session_timeout: float = Field(default=30.0, gt=0)
+    broker_heartbeat_interval: float = Field(default=3.0, gt=0)
+    processing_guarantee: Literal["at_least_once"] = Field(
         default="at_least_once",
         description="only at_least_once: outputs are ordered before state (docs/worker.md)")
-    table_standby_replicas: int = 1
-    commit_interval: float = Field(default=2.8, description="seconds between offset commits")
+    table_standby_replicas: int = Field(default=1, ge=0)
+    commit_interval: float = Field(default=2.8, gt=0,
+                                   description="seconds between offset commits")
     max_message_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        default=4 * 1024 * 1024, ge=65536,
         description="largest record accepted: producer request size and topic max.message.bytes"
                     " of the input and dead-letter topics")
-    producer_batch_bytes: int = Field(default=256 * 1024,
+    max_output_bytes: int = Field(
+        default=1024 * 1024, ge=65536,
+        description="largest output record (commands, audit, alerts): max.message.bytes of "
+                    "those topics; a decision whose record would be larger is dead-lettered")
+    producer_batch_bytes: int = Field(default=256 * 1024, ge=16384,
                                       description="size of one produced record batch")
     producer_request_timeout: float = Field(
-        default=60.0, description="seconds before an undeliverable output stops the worker")
+        default=60.0, gt=0, description="seconds before an undeliverable output stops the worker")
     create_topics: bool = Field(default=True,
                                 description="create missing topics at worker start-up")
-    log_level: str = "INFO"
-    log_format: str = Field(default="json", description="json|text")
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = Field(default="json", description="json|text")

@@ -16,7 +16,7 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 @pytest.fixture(scope="module")
 def enricher() -> Enricher:
     s = Settings()
-    return Enricher(s.city_db, s.asn_db, s.pyasn_db, s.anonymous_db)
+    return Enricher.from_settings(s)
 
 
 def test_city_and_asn_from_mmdb(enricher: Enricher) -> None:

@@ -32,16 +32,24 @@ def test_version_is_a_content_hash() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"detectors": {"ip_binding": {"action": "block"}}}, "action must be one of"),
-    ({"detectors": {"nope": {}}}, "unknown detectors"),
-    ({"tenant": {"absolute_lifetime_hours": -1}}, "positive number of hours"),
-    ({"allow": {"cidrs": ["10.0.0.0/33"]}}, "allow.cidrs"),
+    ({"detectors": {"ip_binding": {"action": "block"}}},
+     r"detectors\.ip_binding\.action: must be 'revoke', 'alert' or 'off', got 'block'"),
+    ({"detectors": {"nope": {}}}, r"detectors\.nope: unknown key"),
+    ({"tenant": {"absolute_lifetime_hours": -1}}, "absolute_lifetime_hours: must be a positive"),
+    ({"tenant": {"idle_lifetime_hours": "72"}}, "idle_lifetime_hours"),
+    ({"allow": {"cidrs": ["10.0.0.0/33"]}}, r"allow\.cidrs\[0\]"),
     ({"allow": {"asns": ["ASX"]}}, "not an AS number"),
-    ({"cookie_rules": [{"match": {"groups": ["a"]}, "mode": "forever"}]}, "mode must be"),
+    ({"allow": {"asns": [True]}}, "not an AS number"),
+    ({"cookie_rules": [{"match": {"groups": ["a"]}, "mode": "forever"}]},
+     r"cookie_rules\[0\]\.mode: must be 'persistent' or 'non-persistent'"),
     ({"cookie_rules": [{"match": {}}]}, "has no conditions"),
     ({"expiry_rules": [{"match": {"groups": ["a"]}}]}, "sets neither"),
-    ({"surprise": 1}, "unknown policy sections"),
-    ({"detectors": {"ua_drift": {"colour": "red"}}}, "unknown keys"),
+    ({"expiry_rules": [{"match": {"groups": ["a"]}, "idle_timeout_ms": True}]},
+     "idle_timeout_ms"),
+    ({"surprise": 1}, "surprise: unknown key"),
+    ({"detectors": {"ua_drift": {"colour": "red"}}}, r"ua_drift\.colour: unknown key"),
+    ({"detectors": {"ua_drift": {"preserve_refresh_tokens": "yes"}}},
+     "preserve_refresh_tokens"),
 ])
 def test_invalid_policies_are_rejected_with_a_reason(raw: dict[str, object], message: str) -> None:
     with pytest.raises(PolicyError, match=message):
@@ -61,3 +69,31 @@ def test_unreadable_or_invalid_policy_file(tmp_path: Path) -> None:
     bad.write_text("[detectors\n")
     with pytest.raises(PolicyError, match="not valid TOML"):
         load_policy(bad)
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    # The five typos a new user made (issue 8): each was silently ignored before.
+    ("[tenant]\nabsolute_lifetime_hour = 5\n",
+     "tenant.absolute_lifetime_hour: unknown key (did you mean 'absolute_lifetime_hours'?)"),
+    ("[allow]\ncidr = ['10.0.0.0/8']\n", "allow.cidr: unknown key (did you mean 'cidrs'?)"),
+    ("[[expiry_rules]]\nname = 'admins'\nmatch = { groups = ['admins'] }\n"
+     "absolute_timout_ms = 5\n",
+     "expiry_rules[0] (admins).absolute_timout_ms: unknown key "
+     "(did you mean 'absolute_timeout_ms'?)"),
+    ("[[expiry_rules]]\nmatch = { grups = ['admins'] }\nidle_timeout_ms = 5\n",
+     "expiry_rules[0].match.grups: unknown key (did you mean 'groups'?)"),
+    ("[[cookie_rules]]\nmatch = { groups = ['x'] }\nmod = 'persistent'\n",
+     "cookie_rules[0].mod: unknown key (did you mean 'mode'?)"),
+])
+def test_typos_name_the_key_and_the_file(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(toml)
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"policy file {path}: ")
+    assert message in str(info.value)
+
+
+def test_enforcement_section_does_not_change_the_decision_version() -> None:
+    with_rails = policy_from_mapping({"enforcement": {"dry_run": True}})
+    assert with_rails.version == DEFAULT_POLICY.version

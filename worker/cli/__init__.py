@@ -9,16 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import ValidationError
+
 from detectors import PolicyError
+from worker.about import package_version
 from worker.cli.kafka import add_kafka_commands
 from worker.cli.replay import add_replay_command
 from worker.enrich import EnrichmentError
+from worker.errors import CouldNotRun, settings_error
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sessionwarden",
         description="Session-risk worker: device-binding detectors and session commands.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
     add_kafka_commands(sub)
@@ -29,11 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (PolicyError, EnrichmentError) as exc:
-        print(f"sessionwarden: {exc}", file=sys.stderr)
-        return 2
+    except ValidationError as exc:
+        return _could_not_run(settings_error(exc))
+    except (CouldNotRun, PolicyError, EnrichmentError) as exc:
+        return _could_not_run(exc)
     except KeyboardInterrupt:
         return 130
+
+
+def _could_not_run(exc: Exception) -> int:
+    """One line on stderr, exit status 2 (the README's promise)."""
+    text = " ".join(str(exc).split())
+    print(f"sessionwarden: {text}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

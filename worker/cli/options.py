@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from worker.formats import FORMATS
-from worker.settings import Settings
+from worker.settings import DecisionSettings, Settings
 
 _FLAG_SETTINGS = ("policy_file", "city_db", "asn_db", "pyasn_db", "anonymous_db", "broker",
                   "app_id", "data_dir", "web_port", "web_host", "store", "input_topic",
@@ -28,8 +28,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-db", help="MaxMind-format Anonymous-IP database")
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, then the flags that were given."""
+def _overrides(args: argparse.Namespace, kind: type[DecisionSettings]) -> dict[str, Any]:
+    """The flags that were given, as settings of `kind` (the environment does the rest)."""
     overrides: dict[str, Any] = {name: getattr(args, name) for name in _FLAG_SETTINGS
                                  if getattr(args, name, None) is not None}
     if getattr(args, "format", None):
@@ -40,4 +40,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         overrides["web_enabled"] = False
     if getattr(args, "no_create_topics", False):
         overrides["create_topics"] = False
-    return Settings(**overrides)
+    known = set(kind.model_fields)
+    return {k: v for k, v in overrides.items() if k in known}
+
+
+def decision_settings(args: argparse.Namespace) -> DecisionSettings:
+    """What replay needs, and only that: a bad worker-only variable cannot stop it."""
+    return DecisionSettings(**_overrides(args, DecisionSettings))
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings of the Kafka commands from the environment, then the given flags."""
+    return Settings(**_overrides(args, Settings))

@@ -262,11 +262,6 @@ def readiness(app: faust.App) -> tuple[bool, dict[str, Any]]:
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                on_fatal: Callable[[BaseException], None] = fatal_exit) -> faust.App:
     """Build the Faust app for these settings (no side effects until it starts)."""
-    if settings.processing_guarantee != "at_least_once":
-        raise ValueError("processing_guarantee must be at_least_once: outputs are ordered "
-                         "before state instead of using transactions (docs/worker.md)")
-    if not settings.store.startswith(("rocksdb://", "memory://")):
-        raise ValueError(f"store must be rocksdb:// or memory://, not {settings.store!r}")
     pipeline = pipeline or Pipeline.from_settings(settings)
     partitions = settings.topic_partitions
     app = SessionWardenApp(

@@ -19,9 +19,6 @@ from worker.settings import Settings
 
 log = logging.getLogger("sessionwarden.kafka")
 
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-
-
 def bootstrap_servers(broker: str) -> str:
     """aiokafka's "h1:p1,h2:p2" from Faust's "kafka://h1:p1;h2:p2" (or a plain list)."""
     hosts: list[str] = []
@@ -47,20 +44,24 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     from aiokafka.helpers import create_ssl_context  # noqa: PLC0415
 
+    password = settings.ssl_keyfile_password
     context: ssl.SSLContext = create_ssl_context(
         cafile=settings.ssl_cafile, certfile=settings.ssl_certfile,
-        keyfile=settings.ssl_keyfile)
+        keyfile=settings.ssl_keyfile,
+        password=password.get_secret_value() if password is not None else None)
     return context
 
 
 def _check_protocol(settings: Settings) -> str:
-    protocol = settings.security_protocol.upper()
-    if protocol not in SECURITY_PROTOCOLS:
-        raise ValueError(f"security_protocol must be one of {SECURITY_PROTOCOLS}, "
-                         f"not {settings.security_protocol!r}")
+    protocol = settings.security_protocol
     if protocol.startswith("SASL") and not (settings.sasl_username and settings.sasl_password):
         raise ValueError(f"{protocol} needs sasl_username and sasl_password")
     return protocol
+
+
+def _password(settings: Settings) -> str | None:
+    secret = settings.sasl_password
+    return secret.get_secret_value() if secret is not None else None
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     if protocol.startswith("SASL"):
         kwargs.update(sasl_mechanism=settings.sasl_mechanism or "PLAIN",
                       sasl_plain_username=settings.sasl_username,
-                      sasl_plain_password=settings.sasl_password)
+                      sasl_plain_password=_password(settings))
     return kwargs
 
 
@@ -88,7 +89,7 @@ def faust_credentials(settings: Settings) -> Any:
     if protocol == "SSL":
         return faust.SSLCredentials(context)
     return faust.SASLCredentials(username=settings.sasl_username,
-                                 password=settings.sasl_password,
+                                 password=_password(settings),
                                  mechanism=settings.sasl_mechanism or "PLAIN",
                                  ssl_context=context)
 
