@@ -52,24 +52,34 @@ def command(ev: EnrichedEvent, base: Baseline, kind: str, policy_version: str,
 
 def explanation(ev: EnrichedEvent, base: Baseline, policy_version: str,
                 findings: list[Finding], rules: list[str]) -> dict[str, Any]:
-    """Why a decision was taken: inputs, baseline vs current, policy version."""
+    """Why a decision was taken: inputs, baseline vs current, policy version.
+
+    The current user agent is the audit record's own `user_agent`; the
+    baseline's initial one is listed only when it differs, so a 1 KB user
+    agent appears once per record, not three times.
+    """
     e, n, a = ev.event, ev.network, ev.agent
+    ua = a.raw if a else None
+    baseline: dict[str, Any] = {
+        "initial_ip": base.initial_ip, "initial_asn": base.initial_asn,
+        "initial_country": base.initial_country, "initial_city": base.initial_city,
+        "last_ip": base.last_ip, "last_asn": base.last_asn,
+        "created_at": format_time(base.created_at),
+        "first_event_type": base.first_event_type,
+    }
+    if base.initial_user_agent != ua:
+        baseline["initial_user_agent"] = base.initial_user_agent
+    event: dict[str, Any] = {"event_id": e.event_id, "type": e.type.value, "source": e.source,
+                             "occurred_at": format_time(e.occurred_at)}
+    if e.truncated:
+        event["truncated"] = list(e.truncated)
     return {
         "policy_version": policy_version,
-        "event": {"event_id": e.event_id, "type": e.type.value, "source": e.source,
-                  "occurred_at": format_time(e.occurred_at)},
-        "baseline": {
-            "initial_ip": base.initial_ip, "initial_asn": base.initial_asn,
-            "initial_user_agent": base.initial_user_agent,
-            "initial_country": base.initial_country, "initial_city": base.initial_city,
-            "last_ip": base.last_ip, "last_asn": base.last_asn,
-            "created_at": format_time(base.created_at),
-            "first_event_type": base.first_event_type,
-        },
+        "event": event,
+        "baseline": baseline,
         "current": {
             "ip": n.ip, "asn": n.asn, "asn_source": n.asn_source, "as_org": n.as_org,
             "country": n.country, "city": n.city, "private": n.private,
-            "user_agent": a.raw if a else None,
         },
         "detections": [detection(f) for f in findings],
         "rules": rules,

@@ -153,9 +153,11 @@ def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enriche
 
 
 def _flush(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
-    for records, sink in zip((outputs.commands, outputs.audit, outputs.alerts, outputs.dead),
-                             sinks, strict=True):
+    for records, sink in zip((outputs.commands, outputs.audit, outputs.alerts), sinks,
+                             strict=False):
         if records:
-            sink.write(b"".join(map(dumps_line, records)))
+            sink.write(b"".join(value + b"\n" for _key, value in records))
+    if outputs.dead:
+        sinks[3].write(b"".join(map(dumps_line, outputs.dead)))
     outputs.clear()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors import Baseline
-from worker.codec import baseline_from_bytes, baseline_to_bytes, dumps
+from worker.codec import baseline_from_bytes, baseline_to_bytes
 from worker.pipeline import Outputs, Pipeline, dead_letter
 
 log = logging.getLogger("sessionwarden.batch")
@@ -59,17 +59,6 @@ class BatchResult:
     """session id -> (baseline bytes, index of the input record that wrote it last)."""
     internal_errors: int = 0
     unkeyed: int = 0
-
-
-def output_key(kind: str, record: Mapping[str, Any]) -> bytes | None:
-    """The Kafka key of an output record: its session id (None when it has none)."""
-    if kind == "alerts":
-        actor = record.get("actor")
-        session = actor.get("session") if isinstance(actor, dict) else None
-        sid = session.get("uid") if isinstance(session, dict) else None
-    else:
-        sid = record.get("session_id")
-    return sid.encode() if isinstance(sid, str) and sid else None
 
 
 def _text(value: object) -> bytes:
@@ -188,8 +177,8 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
             out.dead.append(dead_letter(raw, reason, "unknown", origin))
         for kind, records in (("commands", out.commands), ("audit", out.audit),
                               ("alerts", out.alerts)):
-            for record in records:
-                emitted.append(Emitted(kind, output_key(kind, record), dumps(record)))
+            for key, value in records:
+                emitted.append(Emitted(kind, key, value))
         for dead in out.dead:
             emitted.append(Emitted("dlq", message.key, raw, dlq_headers(dead)))
         out.clear()
