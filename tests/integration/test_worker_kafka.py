@@ -30,7 +30,7 @@ from tests.integration.worker_harness import (
     replay_expected,
     write_lines,
 )
-from worker.kafka.client import ensure_topics
+from worker.kafka.startup import prepare_topics
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]
@@ -211,7 +211,7 @@ async def test_poison_messages_go_to_the_dlq_and_do_not_stall_the_partition(
                         commands_topic=d.topics["commands"], audit_topic=d.topics["audit"],
                         alerts_topic=d.topics["alerts"], dlq_topic=d.topics["dlq"],
                         topic_partitions=d.partitions)
-    await ensure_topics(settings)  # the worker would do it too; the producer needs them now
+    await prepare_topics(settings)  # the worker would do it too; the producer needs them now
     worker = WorkerProcess(d, f"{unique_topic_prefix}-app", tmp_path / "state",
                            tmp_path / "worker.log").start()
     big = os.urandom(1024 * 1024)

@@ -21,6 +21,7 @@ deliver stops the process without committing (see `fatal_exit`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import time
@@ -30,7 +31,7 @@ from typing import Any
 
 import faust
 
-from worker.kafka.batch import evaluate_batch
+from worker.kafka.batch import BatchResult, evaluate_batch, origin_of
 from worker.kafka.client import (
     aiokafka_security,
     bootstrap_servers,
@@ -46,7 +47,7 @@ from worker.kafka.faust_compat import (
     record_changelog_offset,
 )
 from worker.kafka.metrics import CONTENT_TYPE, Metrics
-from worker.kafka.sender import BatchSender
+from worker.kafka.sender import BatchSender, Rejected
 from worker.pipeline import Pipeline
 from worker.settings import Settings
 
@@ -54,6 +55,8 @@ log = logging.getLogger("sessionwarden.worker")
 
 TABLE_NAME = "baselines"
 EXIT_DELIVERY_FAILED = 70
+MAX_REJECTION_ROUNDS = 4
+"""Rounds of dead-lettering refused inputs before a batch counts as undeliverable."""
 
 
 def fatal_exit(exc: BaseException) -> None:
@@ -184,16 +187,7 @@ class BatchRunner:
         started = time.perf_counter()
         sender = await self._ensure_sender()
         messages = [event.message for event in events]
-        result = evaluate_batch(messages, self.pipeline,
-                                lambda key, index: self._read(events, key, index))
-        per_kind: Counter[str] = Counter()
-        topics = self.topics
-        add = sender.add
-        for rec in result.emitted:
-            add(topics[rec.kind], rec.key, rec.value, rec.headers)
-            per_kind[rec.kind] += 1
-        evaluated = time.perf_counter()
-        await sender.flush()  # 1) outputs delivered ...
+        result, per_kind = await self._publish(events, messages, sender)  # 1) outputs ...
         flushed = time.perf_counter()
         self._store(events, result.writes, sender)  # 2) ... before state is stored
         written = time.perf_counter()
@@ -202,10 +196,44 @@ class BatchRunner:
         self.batches += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch done", extra={
-                "events": len(events), "evaluate_s": round(evaluated - started, 4),
-                "flush_s": round(flushed - evaluated, 4), "store_s": round(written - flushed, 4),
+                "events": len(events), "publish_s": round(flushed - started, 4),
+                "store_s": round(written - flushed, 4),
                 "changelog_s": round(time.perf_counter() - written, 4)})
         self._observe(messages, result.unkeyed, result.internal_errors, per_kind, started)
+
+    async def _publish(self, events: Sequence[Any], messages: Sequence[Any],
+                       sender: BatchSender) -> tuple[BatchResult, Counter[str]]:
+        """Evaluate the batch and deliver its outputs; inputs the broker refuses are dead letters.
+
+        A record the broker refuses for what it is (too large for its topic,
+        say) would be refused on every retry, stalling the partition. Its
+        input record is dead-lettered instead and the batch is evaluated and
+        sent again without it (the other records are re-sent with the same
+        ids). Any other delivery failure propagates: the batch is not acked.
+        """
+        stats = copy.deepcopy(self.pipeline.stats)
+        rejected: dict[int, str] = {}
+        topics = self.topics
+        for _round in range(MAX_REJECTION_ROUNDS):
+            result = evaluate_batch(messages, self.pipeline,
+                                    lambda key, index: self._read(events, key, index), rejected)
+            per_kind: Counter[str] = Counter()
+            try:
+                for rec in result.emitted:
+                    sender.add(topics[rec.kind], rec.key, rec.value, rec.headers, tag=rec.index)
+                    per_kind[rec.kind] += 1
+                await sender.flush()
+            except Rejected as exc:
+                sender.discard()
+                self.pipeline.stats = copy.deepcopy(stats)
+                reason = f"output rejected by the broker: {exc.error!r}"[:500]
+                rejected.update(dict.fromkeys(exc.tags, reason))
+                log.error("broker refused output records; dead-lettering their inputs",
+                          extra={"inputs": [origin_of(messages[i]) for i in sorted(exc.tags)],
+                                 "error": repr(exc.error)[:300]})
+                continue
+            return result, per_kind
+        raise RuntimeError(f"outputs still refused after {MAX_REJECTION_ROUNDS} rounds")
 
     async def commit(self) -> None:
         """Commit the offsets just acked, now rather than on Faust's timer.
@@ -282,6 +310,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         producer_max_request_size=settings.max_message_bytes + 65536,
         stream_wait_empty=True,
         web_enabled=settings.web_enabled,
+        # Only /health and /metrics: Faust's own views would serve the session
+        # table (user ids, IPs, locations) to anyone who can reach the port.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_in_thread=False,

@@ -48,6 +48,8 @@ class Emitted:
     key: bytes | None
     value: bytes
     headers: tuple[Header, ...] = ()
+    index: int = 0
+    """The input record (position in the batch) that made it."""
 
 
 @dataclass(slots=True)
@@ -145,12 +147,15 @@ def origin_of(message: InputMessage) -> dict[str, Any]:
 
 
 def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
-                   read: Callable[[str, int], bytes | None]) -> BatchResult:
+                   read: Callable[[str, int], bytes | None],
+                   rejected: Mapping[int, str] | None = None) -> BatchResult:
     """Run each message through the pipeline, in order, against a batch-local store.
 
     A record that makes the pipeline raise (a bug, not bad input: bad input is
     an Invalid outcome) is rolled back and dead-lettered, so one poison
-    record cannot stall its partition.
+    record cannot stall its partition. `rejected` names input records whose
+    outputs the broker refused in an earlier round: they are dead-lettered
+    with that reason instead of being decided (and retried) again.
     """
     store = BatchStore(read)
     out = Outputs()
@@ -164,7 +169,12 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
         if message.key is None:
             result.unkeyed += 1
         try:
-            pipeline.process(raw, origin, store, out)
+            if rejected and index in rejected:
+                stats.dead_letters += 1
+                stats.dead_by_reason["broker: output rejected"] += 1
+                out.dead.append(dead_letter(raw, rejected[index], "unknown", origin))
+            else:
+                pipeline.process(raw, origin, store, out)
         except Exception as exc:
             log.exception("pipeline failed on a record; dead-lettering it",
                           extra={"origin": origin})
@@ -178,9 +188,9 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
         for kind, records in (("commands", out.commands), ("audit", out.audit),
                               ("alerts", out.alerts)):
             for key, value in records:
-                emitted.append(Emitted(kind, key, value))
+                emitted.append(Emitted(kind, key, value, (), index))
         for dead in out.dead:
-            emitted.append(Emitted("dlq", message.key, raw, dlq_headers(dead)))
+            emitted.append(Emitted("dlq", message.key, raw, dlq_headers(dead), index))
         out.clear()
     result.writes = store.writes
     return result

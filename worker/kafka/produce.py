@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from detectors import SessionEvent
 from worker.codec import dumps, loads
+from worker.errors import CouldNotRun
 from worker.formats import decode_line, decode_record
-from worker.kafka.client import aiokafka_security, bootstrap_servers, ensure_topics
+from worker.inputs import InputFile, check_inputs
+from worker.kafka.client import aiokafka_security, bootstrap_servers
 from worker.kafka.sender import BatchSender, Submitted
 from worker.replay import Progress, iter_records
 from worker.settings import Settings
@@ -71,7 +73,7 @@ class ProduceSummary:
                 "messages_per_second": round(rate, 1)}
 
 
-def _messages(files: list[Path], fmt: str, summary: ProduceSummary,
+def _messages(files: Sequence[InputFile], fmt: str, summary: ProduceSummary,
               ) -> Iterator[tuple[bytes | None, bytes]]:
     for path in files:
         for _lineno, raw in iter_records(path):
@@ -82,27 +84,39 @@ def _messages(files: list[Path], fmt: str, summary: ProduceSummary,
             yield from records
 
 
-async def produce(files: list[Path], settings: Settings, topic: str, fmt: str = "auto",
+async def produce(files: Sequence[Path | InputFile], settings: Settings, topic: str,
+                  fmt: str = "auto",
                   progress_stream: IO[str] | None = None) -> ProduceSummary:
     """Send every record of files to topic, in order; returns the summary."""
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
+    from worker.kafka.startup import connect_admin, partition_counts, prepare_topics  # noqa: PLC0415
+
+    inputs = [f if isinstance(f, InputFile) else check_inputs([f])[0] for f in files]
     if settings.create_topics:
-        await ensure_topics(settings.model_copy(update={"input_topic": topic}))
+        await prepare_topics(settings.model_copy(update={"input_topic": topic}))
+    else:
+        admin = await connect_admin(settings)
+        try:
+            if topic not in await partition_counts(admin, [topic]):
+                raise CouldNotRun(f"topic {topic} does not exist (and SESSIONWARDEN_CREATE_TOPICS"
+                                  " is off)")
+        finally:
+            await admin.close()
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(settings.broker), client_id="sessionwarden-produce",
         acks="all", enable_idempotence=True, max_batch_size=settings.producer_batch_bytes,
         max_request_size=settings.max_message_bytes + 65536, linger_ms=5,
         **aiokafka_security(settings))
     summary = ProduceSummary()
-    progress = Progress(sum(p.stat().st_size for p in files), progress_stream or sys.stderr)
+    progress = Progress(sum(i.size for i in inputs), progress_stream or sys.stderr)
     started = time.perf_counter()
     await producer.start()
     try:
         sender = BatchSender(producer)
         await sender.prepare([topic])
         in_flight: list[list[Submitted]] = []
-        for key, value in _messages(files, fmt, summary):
+        for key, value in _messages(inputs, fmt, summary):
             sender.add(topic, key, value)
             summary.messages_sent += 1
             summary.bytes_sent += len(value)
