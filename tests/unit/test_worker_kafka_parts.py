@@ -81,8 +81,10 @@ def test_topic_plan_copartitions_everything_and_sizes_input_and_dlq() -> None:
     assert set(plan.partitions.values()) == {6}
     assert set(plan.partitions) == {"session-events", "session-commands", "session-audit",
                                     "session-alerts", "session-events-dlq"}
+    out = {"max.message.bytes": str(s.max_output_bytes)}
     assert plan.configs == {"session-events": {"max.message.bytes": "5000000"},
-                            "session-events-dlq": {"max.message.bytes": "5000000"}}
+                            "session-events-dlq": {"max.message.bytes": "5000000"},
+                            "session-commands": out, "session-audit": out, "session-alerts": out}
 
 
 def test_produce_keys_by_normalized_session_and_keeps_the_original_bytes() -> None:
@@ -160,8 +162,28 @@ def test_json_log_lines_carry_extras_and_exceptions() -> None:
 
         record.exc_info = sys.exc_info()
     assert "ValueError: bad" in orjson.loads(fmt.format(record))["exc"]
-    assert logging_config("INFO", "text") is None
-    assert logging_config("debug", "json")["root"]["level"] == "DEBUG"  # type: ignore[index]
+    assert logging_config("INFO", "text")["handlers"]["default"]["formatter"] == "text"
+    assert logging_config("debug", "json")["root"]["level"] == "DEBUG"
+
+
+def test_repeated_errors_are_rate_limited_with_a_count() -> None:
+    """A broker outage once wrote 17,814 identical ERROR lines in 13 s (issue 8)."""
+    from worker.logs import RepeatFilter  # noqa: PLC0415
+
+    f = RepeatFilter(window=10.0)
+
+    def record(at: float, msg: str = "Unable connect to %r: %r") -> logging.LogRecord:
+        r = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, msg, ("node", "x"), None)
+        r.created = at
+        return r
+
+    passed = [r for r in (record(1000 + i * 0.0005) for i in range(17_814)) if f.filter(r)]
+    assert len(passed) == 1
+    later = record(1011.0)
+    assert f.filter(later) and later.repeated == 17_813  # type: ignore[attr-defined]
+    assert f.filter(record(1011.5, "another message")), "other messages are not held back"
+    info = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    assert all(f.filter(info) for _ in range(3)), "only warnings and errors are limited"
 
 
 def test_metrics_follow_pipeline_stats_by_deltas() -> None:
