@@ -74,7 +74,11 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, record.levelno, str(record.msg))
+        # Our own lines are few and deliberate (one per start-up attempt, say):
+        # only identical ones are held back. Libraries' lines are grouped by
+        # their format string, whatever the varying arguments.
+        text = record.getMessage() if record.name.startswith("sessionwarden") else record.msg
+        key = (record.name, record.levelno, str(text))
         now = record.created
         last = self._seen.get(key)
         if last is not None and now - last[0] < self.window:

@@ -47,7 +47,8 @@ from worker.kafka.faust_compat import (
     record_changelog_offset,
 )
 from worker.kafka.metrics import CONTENT_TYPE, Metrics
-from worker.kafka.sender import BatchSender, Rejected
+from worker.kafka.sender import BatchSender, BrokerRejected, Rejected
+from worker.kafka.startup import topic_limits
 from worker.pipeline import Pipeline
 from worker.settings import Settings
 
@@ -141,16 +142,19 @@ class BatchRunner:
                 from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
                 s = self.settings
+                topics = [*self.topics.values(), self.changelog_topic]
+                limits = await topic_limits(s, topics)
                 producer = AIOKafkaProducer(
                     bootstrap_servers=bootstrap_servers(s.broker),
                     client_id=f"{s.app_id}-outputs", acks="all", enable_idempotence=True,
-                    max_batch_size=s.producer_batch_bytes,
+                    # A batch must fit every topic it may go to.
+                    max_batch_size=min(s.producer_batch_bytes, *limits.values()),
                     max_request_size=s.max_message_bytes + 65536,
                     request_timeout_ms=int(s.producer_request_timeout * 1000),
                     **aiokafka_security(s))
                 await producer.start()
-                sender = BatchSender(producer)
-                await sender.prepare([*self.topics.values(), self.changelog_topic])
+                sender = BatchSender(producer, limits)
+                await sender.prepare(topics)
                 self._producer, self._sender = producer, sender
         assert self._sender is not None
         return self._sender
@@ -185,9 +189,9 @@ class BatchRunner:
     async def run(self, events: Sequence[Any]) -> None:
         """Process one batch up to (not including) the ack; raises if undeliverable."""
         started = time.perf_counter()
-        sender = await self._ensure_sender()
         messages = [event.message for event in events]
-        result, per_kind = await self._publish(events, messages, sender)  # 1) outputs ...
+        result, per_kind = await self._publish(events, messages)  # 1) outputs ...
+        sender = await self._ensure_sender()
         flushed = time.perf_counter()
         self._store(events, result.writes, sender)  # 2) ... before state is stored
         written = time.perf_counter()
@@ -202,14 +206,17 @@ class BatchRunner:
         self._observe(messages, result.unkeyed, result.internal_errors, per_kind, started)
 
     async def _publish(self, events: Sequence[Any], messages: Sequence[Any],
-                       sender: BatchSender) -> tuple[BatchResult, Counter[str]]:
+                       ) -> tuple[BatchResult, Counter[str]]:
         """Evaluate the batch and deliver its outputs; inputs the broker refuses are dead letters.
 
-        A record the broker refuses for what it is (too large for its topic,
-        say) would be refused on every retry, stalling the partition. Its
-        input record is dead-lettered instead and the batch is evaluated and
-        sent again without it (the other records are re-sent with the same
-        ids). Any other delivery failure propagates: the batch is not acked.
+        A record too large for its topic would be refused on every retry,
+        stalling the partition. The sender checks each record against its
+        topic's `max.message.bytes` (read at start); a refused record's input
+        is dead-lettered and the batch is evaluated and sent again without it
+        (the other records are re-sent with the same ids). If the broker
+        itself refuses a batch (its limit was lowered since), the producer is
+        replaced, the limits are read again, and the same check then names
+        the culprits. Any other delivery failure propagates: no ack.
         """
         stats = copy.deepcopy(self.pipeline.stats)
         rejected: dict[int, str] = {}
@@ -218,6 +225,7 @@ class BatchRunner:
             result = evaluate_batch(messages, self.pipeline,
                                     lambda key, index: self._read(events, key, index), rejected)
             per_kind: Counter[str] = Counter()
+            sender = await self._ensure_sender()
             try:
                 for rec in result.emitted:
                     sender.add(topics[rec.kind], rec.key, rec.value, rec.headers, tag=rec.index)
@@ -226,11 +234,17 @@ class BatchRunner:
             except Rejected as exc:
                 sender.discard()
                 self.pipeline.stats = copy.deepcopy(stats)
-                reason = f"output rejected by the broker: {exc.error!r}"[:500]
+                reason = f"output rejected by the broker: {exc.error}"[:500]
                 rejected.update(dict.fromkeys(exc.tags, reason))
-                log.error("broker refused output records; dead-lettering their inputs",
+                log.error("output records too large for their topic; dead-lettering their inputs",
                           extra={"inputs": [origin_of(messages[i]) for i in sorted(exc.tags)],
-                                 "error": repr(exc.error)[:300]})
+                                 "error": str(exc.error)[:300]})
+                continue
+            except BrokerRejected as exc:
+                self.pipeline.stats = copy.deepcopy(stats)
+                log.error("the broker refused a record batch; reading topic limits again",
+                          extra={"error": repr(exc.error)[:300]})
+                await self.stop()  # a fresh idempotent producer and fresh limits
                 continue
             return result, per_kind
         raise RuntimeError(f"outputs still refused after {MAX_REJECTION_ROUNDS} rounds")

@@ -32,8 +32,12 @@ REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeE
 """Broker answers that condemn the records themselves: retrying cannot help."""
 
 
+RECORD_OVERHEAD = 128
+"""Bytes a record adds to its value, key and headers in a batch (headers, varints, batch header)."""
+
+
 class Rejected(Exception):
-    """The broker refused some records for what they are (size, format).
+    """Records that cannot be sent for what they are (too large for their topic).
 
     `tags` are the caller's tags of those records (the batch uses the index of
     the input record that made them), so their inputs can be dead-lettered
@@ -41,26 +45,39 @@ class Rejected(Exception):
     """
 
     def __init__(self, tags: set[int], error: BaseException) -> None:
-        super().__init__(f"{len(tags)} record(s) rejected by the broker: {error!r}")
+        super().__init__(f"{len(tags)} record(s) cannot be sent: {error!r}")
         self.tags = tags
+        self.error = error
+
+
+class BrokerRejected(Exception):
+    """The broker refused a whole record batch (e.g. a topic's limit was lowered).
+
+    The idempotent producer cannot go on after that (its sequence numbers are
+    spent): the caller replaces it, refreshes the topic limits, and sends
+    again; the client-side size check then names the culprit records.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"the broker refused a record batch: {error!r}")
         self.error = error
 
 
 class BatchSender:
     """Accumulates records per topic-partition; `flush` delivers them all."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, limits: dict[str, int] | None = None) -> None:
         self._producer = producer
+        self.limits = dict(limits or {})
+        """topic -> largest record (bytes) its max.message.bytes accepts."""
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[tuple[str, int], Any]] = []
-        self._tags: dict[int, list[tuple[int | None, bytes | None, bytes, list[Header]]]] = {}
-        """id(batch) -> its records (tag, key, value, headers), to resend one by one."""
+
         self._round_robin: dict[str, itertools.cycle[int]] = {}
         self.pending = 0
         """Records appended since the last flush."""
-        self._sent: dict[tuple[str, int, int], list[Any]] = {}
 
     async def prepare(self, topics: Iterable[str]) -> None:
         """Load partition metadata for topics (once, before the first `add`)."""
@@ -83,7 +100,17 @@ class BatchSender:
     def add(self, topic: str, key: bytes | None, value: bytes,
             headers: Sequence[Header] = (), partition: int | None = None,
             tag: int | None = None) -> None:
-        """Append one record; never waits. A record too big for any batch is `Rejected`."""
+        """Append one record; never waits. A record too big for its topic is `Rejected`."""
+        limit = self.limits.get(topic)
+        if limit is not None:
+            size = len(value) + len(key or b"") + RECORD_OVERHEAD + sum(
+                len(k) + len(v) for k, v in headers)
+            if size > limit:
+                error = MessageSizeTooLargeError(
+                    f"record of {size:,} bytes for {topic}, which accepts {limit:,}")
+                if tag is None:
+                    raise error
+                raise Rejected({tag}, error)
         p = self.partition_for(topic, key) if partition is None else partition
         tp = (topic, p)
         batch = self._open.get(tp)
@@ -99,14 +126,12 @@ class BatchSender:
                 if tag is None:
                     raise error
                 raise Rejected({tag}, error)
-        self._tags.setdefault(id(batch), []).append((tag, key, value, hdrs))
         self.pending += 1
 
     def discard(self) -> None:
         """Drop every appended record that was not submitted yet."""
         self._open = {}
         self._full = []
-        self._tags.clear()
         self.pending = 0
 
     async def submit(self) -> list[Submitted]:
@@ -119,9 +144,6 @@ class BatchSender:
         self._full = []
         self._open = {}
         self.pending = 0
-        self._sent = {(topic, partition, id(batch)): self._tags.pop(id(batch), [])
-                      for (topic, partition), batch in batches}
-        self._tags.clear()
         return [(topic, partition, batch.record_count(),
                  await self._producer.send_batch(batch, topic, partition=partition))
                 for (topic, partition), batch in batches]
@@ -136,49 +158,13 @@ class BatchSender:
         if not self.pending:
             return []
         submitted = await self.submit()
-        records = list(self._sent.values())
-        results = await asyncio.gather(*(fut for *_, fut in submitted), return_exceptions=True)
-        delivered: list[Delivered] = []
-        rejected: list[tuple[str, int, list[Any], BaseException]] = []
-        for (topic, partition, count, _fut), batch_records, meta in zip(
-                submitted, records, results, strict=True):
-            if isinstance(meta, REJECTIONS):
-                rejected.append((topic, partition, batch_records, meta))
-            elif isinstance(meta, BaseException):
-                raise meta  # not about the records: the caller must not acknowledge
-            else:
-                delivered.append((topic, partition, meta.offset + count - 1))
-        if rejected:
-            delivered += await self._isolate(rejected)
-        return delivered
-
-    async def _isolate(self, rejected: list[tuple[str, int, list[Any], BaseException]],
-                       ) -> list[Delivered]:
-        """Resend each record of refused batches alone; raise `Rejected` with the culprits.
-
-        The broker refuses a whole batch for one bad record; sent one by one,
-        the innocent records are delivered and only the guilty are named.
-        """
-        delivered: list[Delivered] = []
-        guilty: set[int] = set()
-        first: BaseException | None = None
-        for topic, partition, batch_records, error in rejected:
-            for tag, key, value, headers in batch_records:
-                batch = self._producer.create_batch()
-                if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    outcome: Any = error
-                else:
-                    fut = await self._producer.send_batch(batch, topic, partition=partition)
-                    outcome = (await asyncio.gather(fut, return_exceptions=True))[0]
-                if isinstance(outcome, REJECTIONS):
-                    if tag is None:
-                        raise outcome
-                    guilty.add(tag)
-                    first = first or outcome
-                elif isinstance(outcome, BaseException):
-                    raise outcome
-                else:
-                    delivered.append((topic, partition, outcome.offset))
-        if guilty:
-            raise Rejected(guilty, first or error)
-        return delivered
+        results: list[Any] = await asyncio.gather(*(fut for *_, fut in submitted),
+                                                  return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        refused = next((r for r in errors if isinstance(r, REJECTIONS)), None)
+        if refused is not None:
+            raise BrokerRejected(refused)
+        if errors:
+            raise errors[0]  # not about the records: the caller must not acknowledge
+        return [(topic, partition, meta.offset + count - 1)
+                for (topic, partition, count, _fut), meta in zip(submitted, results, strict=True)]

@@ -31,8 +31,9 @@ MAX_BACKOFF = 10.0
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    return (text if text.startswith(name) else f"{name}: {text}" if text else name)[:300]
 
 
 async def connect_admin(settings: Settings, *, request_timeout: float = 10.0) -> Any:
@@ -125,16 +126,14 @@ async def partition_counts(admin: Any, topics: list[str] | None = None) -> dict[
             if t.get("error_code") == 0 and t.get("partitions")}
 
 
-async def _check_sizes(admin: Any, settings: Settings,
-                       wanted: dict[str, dict[str, str]]) -> None:
-    """Each topic accepts the largest record the worker may send to it."""
+async def max_message_bytes(admin: Any, topics: list[str]) -> dict[str, int]:
+    """Each topic's effective `max.message.bytes` (its own, or the broker default)."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: PLC0415
 
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"max.message.bytes":
-                                                                          None})
-                 for name in wanted]
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name,
+                                configs={"max.message.bytes": None}) for name in topics]
     if not resources:
-        return
+        return {}
     responses = await admin.describe_configs(resources)
     actual: dict[str, int] = {}
     for response in responses:
@@ -143,6 +142,22 @@ async def _check_sizes(admin: Any, settings: Settings,
             for entry in entries:
                 if entry[0] == "max.message.bytes" and entry[1] is not None:
                     actual[name] = int(entry[1])
+    return actual
+
+
+async def topic_limits(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """`max_message_bytes` of topics, read now (the worker's sender checks records against it)."""
+    admin = await connect_admin(settings)
+    try:
+        return await max_message_bytes(admin, topics)
+    finally:
+        await _close(admin)
+
+
+async def _check_sizes(admin: Any, settings: Settings,
+                       wanted: dict[str, dict[str, str]]) -> None:
+    """Each topic accepts the largest record the worker may send to it."""
+    actual = await max_message_bytes(admin, list(wanted))
     small = {name: (actual[name], int(cfg["max.message.bytes"]))
              for name, cfg in wanted.items()
              if name in actual and actual[name] < int(cfg["max.message.bytes"])}
