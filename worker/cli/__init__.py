@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from detectors import PolicyError
 from worker.about import package_version
 from worker.cli.kafka import add_kafka_commands
+from worker.cli.netclass import add_netclass_command
 from worker.cli.replay import add_replay_command
 from worker.enrich import EnrichmentError
 from worker.errors import CouldNotRun, settings_error
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
     add_kafka_commands(sub)
+    add_netclass_command(sub)
     return parser
 
 
