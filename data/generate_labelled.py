@@ -134,11 +134,11 @@ _N: Final[tuple[Net, ...]] = (
     # Hosting / cloud (data/netclass/hosting_asns.csv lists every one of these ASNs).
     Net("aws", "54.72.0.0/16", 16509, "hosting", hosts=256),
     Net("aws-ec2", "50.16.0.0/16", 14618, "hosting", hosts=256),
-    Net("ovh", "5.39.0.0/16", 16276, "hosting", hosts=256),
+    Net("ovh", "5.39.0.0/17", 16276, "hosting", hosts=256),
     Net("hetzner", "5.9.0.0/16", 24940, "hosting", hosts=256),
     Net("krypt", "67.43.156.0/24", 35908, "hosting", "BT", 27.5, 90.5, hosts=64),
-    # Tor exits (GeoIP2-Anonymous-IP-Test: 65.0.0.0/13 is_tor_exit_node; pyasn AS6389).
-    Net("tor", "65.0.0.0/13", 6389, "tor", hosts=128, anonymous=("tor_exit_node",)),
+    # Tor exits (GeoIP2-Anonymous-IP-Test: 65.0.0.0/13 is_tor_exit_node; pyasn: AS6389 on /15).
+    Net("tor", "65.0.0.0/15", 6389, "tor", hosts=128, anonymous=("tor_exit_node",)),
 )
 NETS: Final[dict[str, Net]] = {n.name: n for n in _N}
 
