@@ -256,3 +256,14 @@ def test_generate_replay_score_end_to_end(tmp_path: Path) -> None:
     # Whatever the policy, nothing changes in a same-network session: never revoked.
     same = next(r for r in report["scenarios"] if r["scenario"] == "same_network")
     assert same["revoked"] == 0 and same["stepped_up"] == 0
+
+
+def test_bench_evaluation_section(tmp_path: Path) -> None:
+    """bench.evaluation runs the loop and reports sizes next to the score."""
+    from bench.evaluation import evaluate  # noqa: PLC0415
+
+    report = evaluate(tmp_path, benign=1, hijack=1, history_days=1, seed=2)
+    assert report["corpus"]["events"] == sum(1 for _ in (tmp_path / "corpus.jsonl").open())
+    assert report["overall"]["hijack_sessions"] == 6
+    assert report["overall"]["benign_sessions"] == 11
+    assert report["replay_wall_s"] > 0
