@@ -14,7 +14,9 @@ from pydantic import ValidationError
 from detectors import PolicyError
 from worker.about import package_version
 from worker.cli.kafka import add_kafka_commands
+from worker.cli.netclass import add_netclass_command
 from worker.cli.replay import add_replay_command
+from worker.cli.score import add_score_command
 from worker.enrich import EnrichmentError
 from worker.errors import CouldNotRun, settings_error
 
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
     add_kafka_commands(sub)
+    add_netclass_command(sub)
+    add_score_command(sub)
     return parser
 
 
