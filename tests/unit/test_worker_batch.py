@@ -65,8 +65,10 @@ def kinds(emitted: list[Emitted], kind: str) -> list[dict[str, object]]:
 def test_output_key_is_the_session_id_for_every_output_kind() -> None:
     assert output_key("commands", {"session_id": "s-1"}) == b"s-1"
     assert output_key("audit", {"session_id": "s-2"}) == b"s-2"
-    assert output_key("alerts", {"actor": {"session": {"uid": "s-3"}}}) == b"s-3"
-    assert output_key("alerts", {"actor": None}) is None
+    alert = {"evidences": [{"actor": {"session": {"uid": "s-3"}}}, {"src_endpoint": {}}]}
+    assert output_key("alerts", alert) == b"s-3"
+    assert output_key("alerts", {"evidences": []}) is None
+    assert output_key("alerts", {"actor": {"session": {"uid": "s-3"}}}) is None
     assert output_key("commands", {"session_id": ""}) is None
 
 

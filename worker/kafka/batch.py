@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors import Baseline
+from detectors.ocsf import alert_session
 from worker.codec import baseline_from_bytes, baseline_to_bytes, dumps
 from worker.pipeline import Outputs, Pipeline, dead_letter
 
@@ -63,12 +64,7 @@ class BatchResult:
 
 def output_key(kind: str, record: Mapping[str, Any]) -> bytes | None:
     """The Kafka key of an output record: its session id (None when it has none)."""
-    if kind == "alerts":
-        actor = record.get("actor")
-        session = actor.get("session") if isinstance(actor, dict) else None
-        sid = session.get("uid") if isinstance(session, dict) else None
-    else:
-        sid = record.get("session_id")
+    sid = alert_session(record) if kind == "alerts" else record.get("session_id")
     return sid.encode() if isinstance(sid, str) and sid else None
 
 
