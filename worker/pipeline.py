@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from detectors import Baseline, Policy, SessionEvent, evaluate
 from worker.enrich import Enricher
 from worker.formats import Invalid, Skip, decode_line
 from worker.policy_file import load_policy
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.signals.tokens import Signer
 
 RAW_LIMIT = 65536
 """Dead letters keep at most this many bytes of the original record (as text)."""
@@ -31,18 +34,21 @@ class BaselineStore(Protocol):
 
 @dataclass(slots=True)
 class Outputs:
-    """Records produced for the four output streams, in input order."""
+    """Records produced for the output streams, in input order."""
 
     commands: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    """Signed CAEP SET records (worker/signals/), when a signer is configured."""
 
     def clear(self) -> None:
         self.commands.clear()
         self.audit.clear()
         self.alerts.clear()
         self.dead.clear()
+        self.signals.clear()
 
 
 @dataclass(slots=True)
@@ -58,6 +64,7 @@ class Stats:
     commands: int = 0
     audit_events: int = 0
     alerts: int = 0
+    signals: int = 0
     commands_by_type: Counter[str] = field(default_factory=Counter)
     findings_by_detector: Counter[str] = field(default_factory=Counter)
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
@@ -73,6 +80,7 @@ class Stats:
             "dead_letters": self.dead_letters,
             "commands": self.commands,
             "alerts": self.alerts,
+            "signals": self.signals,
             "audit_events": self.audit_events,
             "duplicates": self.duplicates,
             "suppressed": self.suppressed,
@@ -102,17 +110,26 @@ def dead_letter(raw: bytes, reason: str, source: str, origin: dict[str, Any]) ->
 class Pipeline:
     """Runs records through the decision core against a baseline store."""
 
-    def __init__(self, enricher: Enricher, policy: Policy, fmt: str = "auto") -> None:
+    def __init__(self, enricher: Enricher, policy: Policy, fmt: str = "auto",
+                 signer: Signer | None = None) -> None:
         self.enricher = enricher
         self.policy = policy
         self.fmt = fmt
+        self.signer = signer
         self.stats = Stats()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
-        """The pipeline replay and the worker both build from the same settings."""
+    def from_settings(cls, settings: Settings, *, ephemeral_key_ok: bool = False) -> Pipeline:
+        """The pipeline replay and the worker both build from the same settings.
+
+        Signals are signed with the configured key; only replay may fall back
+        to an ephemeral one (`Signer.from_settings`).
+        """
+        from worker.signals.tokens import Signer  # noqa: PLC0415 - joserfc only when used
+
         return cls(Enricher.from_settings(settings), load_policy(settings.policy_file),
-                   settings.input_format)
+                   settings.input_format,
+                   Signer.from_settings(settings, ephemeral_ok=ephemeral_key_ok))
 
     def process(self, raw: bytes, origin: dict[str, Any], store: BaselineStore,
                 out: Outputs) -> None:
@@ -158,3 +175,13 @@ class Pipeline:
             stats.alerts += len(decision.alerts)
         for f in decision.findings:
             stats.findings_by_detector[f"{f.detector}:{f.action}"] += 1
+        if self.signer is not None and (decision.commands or decision.findings):
+            base = decision.baseline
+            signals = self.signer.records(
+                decision.commands, decision.findings, event_id=event.event_id,
+                session_id=key, user_id=event.user_id or base.user_id,
+                tenant=event.tenant or base.tenant, occurred_at=event.occurred_at,
+                policy_version=self.policy.version)
+            if signals:
+                out.signals.extend(signals)
+                stats.signals += len(signals)

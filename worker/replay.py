@@ -12,14 +12,19 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from detectors import Baseline, Policy
 from worker.codec import dumps_line, dumps_pretty, loads
 from worker.enrich import Enricher
 from worker.pipeline import Outputs, Pipeline
 
-OUTPUT_FILES = ("commands.jsonl", "audit.jsonl", "alerts.jsonl", "dead_letter.jsonl")
+if TYPE_CHECKING:
+    from worker.signals.tokens import Signer
+
+OUTPUT_FILES = ("commands.jsonl", "audit.jsonl", "alerts.jsonl", "dead_letter.jsonl",
+                "signals.jsonl")
+JWKS_FILE = "jwks.json"
 FLUSH_EVERY = 2048
 
 
@@ -88,10 +93,15 @@ class Progress:
 
 
 def replay(files: list[Path], out_dir: Path, policy: Policy, enricher: Enricher,
-           fmt: str = "auto", progress_stream: IO[str] | None = None) -> dict[str, Any]:
-    """Replay files in order into out_dir; returns the summary dict."""
+           fmt: str = "auto", progress_stream: IO[str] | None = None,
+           signer: Signer | None = None) -> dict[str, Any]:
+    """Replay files in order into out_dir; returns the summary dict.
+
+    With a signer, `signals.jsonl` holds the signed SETs and `jwks.json` the
+    public key that verifies them; without one, `signals.jsonl` stays empty.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(enricher, policy, fmt)
+    pipeline = Pipeline(enricher, policy, fmt, signer)
     store: dict[str, Baseline] = {}
     outputs = Outputs()
     total = sum(p.stat().st_size for p in files)
@@ -114,13 +124,15 @@ def replay(files: list[Path], out_dir: Path, policy: Policy, enricher: Enricher,
     progress.done()
     summary = pipeline.stats.summary(sessions=len(store))
     summary["policy_version"] = policy.version
+    if signer is not None:
+        (out_dir / JWKS_FILE).write_bytes(dumps_pretty(signer.jwks()))
     (out_dir / "summary.json").write_bytes(dumps_pretty(summary))
     return summary
 
 
 def _flush(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
-    for records, sink in zip((outputs.commands, outputs.audit, outputs.alerts, outputs.dead),
-                             sinks, strict=True):
+    for records, sink in zip((outputs.commands, outputs.audit, outputs.alerts, outputs.dead,
+                              outputs.signals), sinks, strict=True):
         if records:
             sink.write(b"".join(map(dumps_line, records)))
     outputs.clear()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -74,3 +74,30 @@ class Settings(BaseSettings):
                                 description="create missing topics at worker start-up")
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json|text")
+
+    # Session signals: CAEP Security Event Tokens (docs/outputs.md, worker/signals/)
+    signals_topic: str = "session-signals"
+    signals_dlq_topic: str = Field(default="session-signals-dlq",
+                                   description="SETs a receiver rejected (push-signals)")
+    signals_enabled: bool | None = Field(
+        default=None, description="None: on when a signing key is set (replay: always)")
+    signals_issuer: str = Field(default="https://sessionwarden.invalid/",
+                                description="iss of the SETs: the transmitter's https URL")
+    signals_audience: str | None = Field(default=None,
+                                         description="aud of the SETs (comma-separated)")
+    signals_user_issuer: str | None = Field(
+        default=None, description="IdP issuer URL ({tenant} allowed): users become iss_sub")
+    signing_key_file: Path | None = Field(default=None, description="RS256 private key (PEM)")
+    signing_key: SecretStr | None = Field(default=None,
+                                          description="RS256 private key as PEM text")
+    signing_kid: str | None = Field(default=None, description="kid; default RFC 7638 thumbprint")
+    push_endpoint: str | None = Field(default=None,
+                                      description="SSF receiver URL for RFC 8935 push")
+    push_authorization: SecretStr | None = Field(
+        default=None, description="Authorization header value sent to the receiver")
+    push_group: str | None = Field(default=None,
+                                   description="consumer group of push-signals (app_id-push)")
+    push_timeout: float = 10.0
+    push_max_attempts: int = Field(default=8, description="tries per SET before exiting")
+    push_backoff: float = Field(default=0.5, description="first retry delay, doubling")
+    push_backoff_max: float = 30.0

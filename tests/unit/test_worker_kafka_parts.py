@@ -80,7 +80,8 @@ def test_topic_plan_copartitions_everything_and_sizes_input_and_dlq() -> None:
     plan = topic_plan(s, partitions=6)
     assert set(plan.partitions.values()) == {6}
     assert set(plan.partitions) == {"session-events", "session-commands", "session-audit",
-                                    "session-alerts", "session-events-dlq"}
+                                    "session-alerts", "session-events-dlq", "session-signals",
+                                    "session-signals-dlq"}
     assert plan.configs == {"session-events": {"max.message.bytes": "5000000"},
                             "session-events-dlq": {"max.message.bytes": "5000000"}}
 

@@ -13,6 +13,7 @@ from detectors import PolicyError
 from worker.cli.kafka import add_kafka_commands
 from worker.cli.replay import add_replay_command
 from worker.enrich import EnrichmentError
+from worker.signals.keys import SigningKeyError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (PolicyError, EnrichmentError) as exc:
+    except (PolicyError, EnrichmentError, SigningKeyError) as exc:
         print(f"sessionwarden: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

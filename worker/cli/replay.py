@@ -16,6 +16,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from worker.enrich import Enricher  # noqa: PLC0415
     from worker.policy_file import load_policy  # noqa: PLC0415
     from worker.replay import replay  # noqa: PLC0415
+    from worker.signals.tokens import Signer  # noqa: PLC0415
 
     settings = settings_from_args(args)
     files = [Path(f) for f in args.files]
@@ -25,13 +26,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 2
     policy = load_policy(settings.policy_file)
     enricher = Enricher.from_settings(settings)
+    signer = Signer.from_settings(settings, ephemeral_ok=True)
     started = time.perf_counter()
-    summary = replay(files, Path(args.out), policy, enricher, settings.input_format)
+    summary = replay(files, Path(args.out), policy, enricher, settings.input_format,
+                     signer=signer)
     elapsed = time.perf_counter() - started
     sys.stdout.write(dumps_pretty(summary).decode())
     rate = summary["events_read"] / elapsed if elapsed > 0 else 0.0
     print(f"replayed {summary['events_read']:,} records in {elapsed:.2f}s "
           f"({rate:,.0f} records/s) -> {args.out}", file=sys.stderr)
+    if signer is not None and signer.key.ephemeral:
+        print(f"signals signed with an ephemeral key (kid {signer.key.kid}), public key in "
+              f"{Path(args.out) / 'jwks.json'}; set SESSIONWARDEN_SIGNING_KEY_FILE for "
+              "signatures that are the same across runs", file=sys.stderr)
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import faust
 
+from worker.codec import dumps
 from worker.kafka.batch import evaluate_batch
 from worker.kafka.client import (
     aiokafka_security,
@@ -53,6 +54,7 @@ from worker.settings import Settings
 log = logging.getLogger("sessionwarden.worker")
 
 TABLE_NAME = "baselines"
+JWKS_CONTENT_TYPE = "application/jwk-set+json"
 EXIT_DELIVERY_FAILED = 70
 
 
@@ -124,6 +126,8 @@ class BatchRunner:
         self.metrics = metrics
         self.topics = {"commands": settings.commands_topic, "audit": settings.audit_topic,
                        "alerts": settings.alerts_topic, "dlq": settings.dlq_topic}
+        if pipeline.signer is not None:
+            self.topics["signals"] = settings.signals_topic
         self.changelog_topic = table.changelog_topic.get_topic_name()
         self._producer: Any = None
         self._sender: BatchSender | None = None
@@ -340,6 +344,15 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         metrics.ready.set(1 if readiness(app)[0] else 0)
         return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
+    jwks_body = dumps(pipeline.signer.jwks()) if pipeline.signer is not None else None
+
+    async def jwks_page(web: Any, request: Any) -> Any:
+        """The public keys of the SETs on the signals topic (RFC 7517 JWK Set)."""
+        if jwks_body is None:
+            return web.json({"error": "session signals are off: no signing key"}, status=404)
+        return web.bytes(jwks_body, headers={"Content-Type": JWKS_CONTENT_TYPE})
+
     app.page("/health")(health)
     app.page("/metrics")(metrics_page)
+    app.page("/jwks.json")(jwks_page)
     return app

@@ -43,7 +43,7 @@ class InputMessage(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class Emitted:
-    """One record to publish: output kind (commands|audit|alerts|dlq), key, value."""
+    """One record to publish: output kind (commands|audit|alerts|signals|dlq), key, value."""
 
     kind: str
     key: bytes | None
@@ -183,7 +183,7 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
             stats.dead_by_reason[f"internal: {type(exc).__name__}"] += 1
             out.dead.append(dead_letter(raw, reason, "unknown", origin))
         for kind, records in (("commands", out.commands), ("audit", out.audit),
-                              ("alerts", out.alerts)):
+                              ("alerts", out.alerts), ("signals", out.signals)):
             for record in records:
                 emitted.append(Emitted(kind, output_key(kind, record), dumps(record)))
         for dead in out.dead:

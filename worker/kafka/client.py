@@ -110,7 +110,8 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> TopicPlan:
     n = partitions or settings.topic_partitions
     big = {"max.message.bytes": str(settings.max_message_bytes)}
     names = (settings.input_topic, settings.commands_topic, settings.audit_topic,
-             settings.alerts_topic, settings.dlq_topic)
+             settings.alerts_topic, settings.dlq_topic, settings.signals_topic,
+             settings.signals_dlq_topic)
     return TopicPlan(partitions=dict.fromkeys(names, n),
                      configs={settings.input_topic: dict(big), settings.dlq_topic: dict(big)})
 
