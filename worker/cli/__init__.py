@@ -12,6 +12,7 @@ import sys
 from detectors import PolicyError
 from worker.cli.kafka import add_kafka_commands
 from worker.cli.replay import add_replay_command
+from worker.cli.signals import add_signals_commands
 from worker.enrich import EnrichmentError
 from worker.signals.keys import SigningKeyError
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
     add_kafka_commands(sub)
+    add_signals_commands(sub)
     return parser
 
 
