@@ -204,7 +204,7 @@ CATALOG: dict[str, DetectorInfo] = {
         confidence=_anonymous_confidence,
         observables=NETWORK_OBSERVABLES,
         runbook=(
-            "Check: which anonymizer (flags: vpn, tor_exit_node, public_proxy, "
+            "Check: which anonymizer (flags: anonymous_vpn, tor_exit_node, public_proxy, "
             "hosting_provider, residential_proxy) and whether the user or the organisation "
             "uses it; Tor and residential proxies from a corporate account are rare. "
             "False positives: consumer VPNs, privacy relays (iCloud Private Relay), "

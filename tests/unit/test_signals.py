@@ -127,6 +127,8 @@ def test_alert_only_findings_become_risk_level_changes(demo: Path) -> None:
         assert record["command_id"] is None
         assert event["principal"] == "SESSION"
         assert event["current_level"] in ("LOW", "MEDIUM", "HIGH")
+        assert "reason_user" not in event and event["reason_admin"]["en"].endswith(
+            "alert only)")
         assert record["session_id"] in alerted_only
 
 

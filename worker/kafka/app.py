@@ -272,6 +272,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
     if not settings.store.startswith(("rocksdb://", "memory://")):
         raise ValueError(f"store must be rocksdb:// or memory://, not {settings.store!r}")
     pipeline = pipeline or Pipeline.from_settings(settings)
+    if pipeline.signer is None:
+        log.warning("session signals are off: no signing key configured "
+                    "(SESSIONWARDEN_SIGNING_KEY_FILE); see docs/outputs.md")
     partitions = settings.topic_partitions
     app = SessionWardenApp(
         settings.app_id,

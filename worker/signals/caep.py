@@ -164,9 +164,12 @@ def signals_for(config: SubjectConfig, commands: Sequence[dict[str, Any]],
     if out or not findings or any(f.action != "alert" for f in findings):
         return out
     # Alert-only findings: the session's risk changed, the policy did not act.
+    # No reason_user: the user is asked to do nothing (the policy's reason
+    # text, e.g. "Login again", describes the action that was not taken).
     event = {"principal": "SESSION", "current_level": risk_level(findings),
              "risk_reason": _risk_reason(findings), "initiating_entity": "policy",
-             **_reasons(findings[0].reason, _detail(findings, policy_version)),
+             "reason_admin": {"en": f"{findings[0].reason} "
+                                    f"({_detail(findings, policy_version)}; alert only)"},
              "event_timestamp": seconds(occurred_at)}
     claims = _envelope(config, set_id(event_id, RISK_LEVEL_CHANGE), occurred_at, event_id,
                        subject(config, session_id, user_id, tenant), RISK_LEVEL_CHANGE,
