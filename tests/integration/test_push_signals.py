@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -45,10 +46,10 @@ def start_pusher(d: Deployment, endpoint: str, group: str, log: Path) -> subproc
                                 stdout=subprocess.PIPE, stderr=fh)
 
 
-async def wait_until(predicate: object, what: str, timeout: float = 60) -> None:
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
