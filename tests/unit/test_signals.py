@@ -235,3 +235,17 @@ def test_key_material_never_shows(key_file: Path) -> None:
                   orjson.dumps(signer.jwks()).decode(), settings.model_dump_json()):
         assert body not in shown
     assert signer.key.kid == signer_for(key_file).key.kid  # same key, file or secret
+
+
+def test_jwks_command_prints_the_configured_public_key(
+        key_file: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SESSIONWARDEN_SIGNING_KEY_FILE", "SESSIONWARDEN_SIGNING_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["jwks"]) == 2  # no key configured
+    assert "no signing key" in capsys.readouterr().err
+    monkeypatch.setenv("SESSIONWARDEN_SIGNING_KEY_FILE", str(key_file))
+    assert main(["jwks"]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert printed == signer_for(key_file).jwks()
+    assert "d" not in printed["keys"][0]  # the private exponent never leaves
