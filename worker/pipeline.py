@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from detectors import Baseline, Policy, SessionEvent, evaluate
 from worker.codec import dumps
@@ -17,6 +17,9 @@ from worker.enrich import Enricher
 from worker.formats import Invalid, Skip, decode_line
 from worker.policy_file import load_policy
 from worker.settings import DecisionSettings
+
+if TYPE_CHECKING:
+    from worker.signals.tokens import Signer
 
 RAW_LIMIT = 65536
 """Dead letters keep at most this many bytes of the original record (as text)."""
@@ -48,12 +51,15 @@ class Outputs:
     audit: list[Record] = field(default_factory=list)
     alerts: list[Record] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[Record] = field(default_factory=list)
+    """Signed CAEP SET records (worker/signals/), when a signer is configured."""
 
     def clear(self) -> None:
         self.commands.clear()
         self.audit.clear()
         self.alerts.clear()
         self.dead.clear()
+        self.signals.clear()
 
 
 @dataclass(slots=True)
@@ -71,6 +77,7 @@ class Stats:
     commands: int = 0
     audit_events: int = 0
     alerts: int = 0
+    signals: int = 0
     commands_by_type: Counter[str] = field(default_factory=Counter)
     findings_by_detector: Counter[str] = field(default_factory=Counter)
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
@@ -86,6 +93,7 @@ class Stats:
             "dead_letters": self.dead_letters,
             "commands": self.commands,
             "alerts": self.alerts,
+            "signals": self.signals,
             "audit_events": self.audit_events,
             "duplicates": self.duplicates,
             "suppressed": self.suppressed,
@@ -116,19 +124,29 @@ class Pipeline:
     """Runs records through the decision core against a baseline store."""
 
     def __init__(self, enricher: Enricher, policy: Policy, fmt: str = "auto",
+                 signer: Signer | None = None,
                  max_output_bytes: int = MAX_OUTPUT_BYTES) -> None:
         self.enricher = enricher
         self.policy = policy
         self.fmt = fmt
+        self.signer = signer
         self.max_output_bytes = max_output_bytes
         self.stats = Stats()
 
     @classmethod
-    def from_settings(cls, settings: DecisionSettings) -> Pipeline:
-        """The pipeline replay and the worker both build from the same settings."""
+    def from_settings(cls, settings: DecisionSettings, *,
+                      ephemeral_key_ok: bool = False) -> Pipeline:
+        """The pipeline replay and the worker both build from the same settings.
+
+        Signals are signed with the configured key; only replay may fall back
+        to an ephemeral one (`Signer.from_settings`).
+        """
+        from worker.signals.tokens import Signer  # noqa: PLC0415 - joserfc only when used
+
         limit = getattr(settings, "max_output_bytes", MAX_OUTPUT_BYTES)
         return cls(Enricher.from_settings(settings), load_policy(settings.policy_file),
-                   settings.input_format, limit)
+                   settings.input_format,
+                   Signer.from_settings(settings, ephemeral_ok=ephemeral_key_ok), limit)
 
     def process(self, raw: bytes, origin: dict[str, Any], store: BaselineStore,
                 out: Outputs) -> None:
@@ -176,7 +194,15 @@ class Pipeline:
         commands = [(sid, dumps(r)) for r in decision.commands]
         audit = [(sid, dumps(r)) for r in decision.audit]
         alerts = [(sid, dumps(r)) for r in decision.alerts]
-        largest = max((len(v) for _k, v in (*commands, *audit, *alerts)), default=0)
+        signals: list[Record] = []
+        if self.signer is not None and (decision.commands or decision.findings):
+            base = decision.baseline
+            signals = [(sid, dumps(r)) for r in self.signer.records(
+                decision.commands, decision.findings, event_id=event.event_id,
+                session_id=key, user_id=event.user_id or base.user_id,
+                tenant=event.tenant or base.tenant, occurred_at=event.occurred_at,
+                policy_version=self.policy.version)]
+        largest = max((len(v) for _k, v in (*commands, *audit, *alerts, *signals)), default=0)
         if largest > self.max_output_bytes:
             self._dead(raw, Invalid(f"output record too large: {largest:,} bytes (limit "
                                     f"{self.max_output_bytes:,})", event.source),
@@ -200,6 +226,9 @@ class Pipeline:
         if alerts:
             out.alerts.extend(alerts)
             stats.alerts += len(alerts)
+        if signals:
+            out.signals.extend(signals)
+            stats.signals += len(signals)
         for f in decision.findings:
             stats.findings_by_detector[f"{f.detector}:{f.action}"] += 1
 

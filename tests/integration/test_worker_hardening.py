@@ -123,9 +123,9 @@ async def test_redelivery_of_40_events_decides_nothing_again(
             await c.wait_for(lambda: c.count(d.topics["commands"]) >= 40, what="40 commands")
             for path in ("/table/baselines/s-long/", "/table/baselines/", "/router/",
                          "/graph/", "/stats/", "/performance/"):
-                status, _body = first._get(path)
+                status, _body = first.get(path)
                 assert status == 404, f"{path} answered {status}: session data must not leak"
-            assert first._get("/metrics")[0] == 200 and first.health()[0] == 200
+            assert first.get("/metrics")[0] == 200 and first.health()[0] == 200
         finally:
             assert first.terminate() == 0, first.tail()
         await c.settle()

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from detectors.ocsf import alert_session
 from worker.cli import main as cli_main
 from worker.evaluation.records import alert_session_id
 
@@ -204,7 +205,7 @@ def _oracle(out: Path, labels: list[dict[str, Any]]) -> dict[str, str]:
                 else "stepped_up"
         elif mine:
             result[sid] = "acted_before_attack"
-        elif any(a["actor"]["session"]["uid"] == sid
+        elif any(alert_session(a) == sid
                  and ({e["uid"] for e in a["finding_info"]["related_events"]} & attack
                       or a["time_dt"] >= r["attack_at"]) for a in alerts):
             result[sid] = "alerted"

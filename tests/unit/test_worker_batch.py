@@ -70,7 +70,7 @@ def test_every_output_is_keyed_by_its_session_id(enricher: Enricher) -> None:
     assert {e.kind for e in outputs} == {"commands", "audit", "alerts"}
     for e in outputs:
         record = orjson.loads(e.value)
-        sid = record.get("session_id") or record["actor"]["session"]["uid"]
+        sid = record.get("session_id") or record["evidences"][0]["actor"]["session"]["uid"]
         assert e.key == sid.encode()
 
 

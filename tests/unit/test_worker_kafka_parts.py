@@ -80,11 +80,13 @@ def test_topic_plan_copartitions_everything_and_sizes_input_and_dlq() -> None:
     plan = topic_plan(s, partitions=6)
     assert set(plan.partitions.values()) == {6}
     assert set(plan.partitions) == {"session-events", "session-commands", "session-audit",
-                                    "session-alerts", "session-events-dlq"}
+                                    "session-alerts", "session-events-dlq", "session-signals",
+                                    "session-signals-dlq"}
     out = {"max.message.bytes": str(s.max_output_bytes)}
     assert plan.configs == {"session-events": {"max.message.bytes": "5000000"},
                             "session-events-dlq": {"max.message.bytes": "5000000"},
-                            "session-commands": out, "session-audit": out, "session-alerts": out}
+                            "session-commands": out, "session-audit": out, "session-alerts": out,
+                            "session-signals": out, "session-signals-dlq": out}
 
 
 def test_produce_keys_by_normalized_session_and_keeps_the_original_bytes() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from detectors.ocsf import alert_session
 from detectors.timefmt import TimeFormatError, parse_time
 
 ACTING = {"revoke_session": "revoke", "require_reauthentication": "step_up"}
@@ -110,11 +111,14 @@ def read_labels(path: Path) -> dict[str, Label]:
 def alert_session_id(alert: dict[str, Any]) -> str | None:
     """The session an alert is about, wherever the OCSF layout keeps it.
 
-    One place to adapt when the alert layout changes: today
-    ``actor.session.uid``; also ``evidences[].actor.session.uid``, then
-    ``unmapped`` (``session_id`` / ``session_uid``), then
-    ``metadata.correlation_uid``.
+    The alert builder's own answer first (`detectors.ocsf.alert_session`:
+    the session of the current request, under ``evidences[0].actor``), then
+    the older ``actor.session.uid``, ``unmapped`` and
+    ``metadata.correlation_uid`` for outputs of earlier versions.
     """
+    uid = alert_session(alert)
+    if uid is not None:
+        return uid
     actor = alert.get("actor")
     if isinstance(actor, dict):
         uid = (actor.get("session") or {}).get("uid")

@@ -31,6 +31,7 @@ from typing import Any
 
 import faust
 
+from worker.codec import dumps
 from worker.kafka.batch import BatchResult, evaluate_batch, origin_of
 from worker.kafka.client import (
     aiokafka_security,
@@ -55,6 +56,7 @@ from worker.settings import Settings
 log = logging.getLogger("sessionwarden.worker")
 
 TABLE_NAME = "baselines"
+JWKS_CONTENT_TYPE = "application/jwk-set+json"
 EXIT_DELIVERY_FAILED = 70
 MAX_REJECTION_ROUNDS = 4
 """Rounds of dead-lettering refused inputs before a batch counts as undeliverable."""
@@ -128,6 +130,8 @@ class BatchRunner:
         self.metrics = metrics
         self.topics = {"commands": settings.commands_topic, "audit": settings.audit_topic,
                        "alerts": settings.alerts_topic, "dlq": settings.dlq_topic}
+        if pipeline.signer is not None:
+            self.topics["signals"] = settings.signals_topic
         self.changelog_topic = table.changelog_topic.get_topic_name()
         self._producer: Any = None
         self._sender: BatchSender | None = None
@@ -305,6 +309,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                on_fatal: Callable[[BaseException], None] = fatal_exit) -> faust.App:
     """Build the Faust app for these settings (no side effects until it starts)."""
     pipeline = pipeline or Pipeline.from_settings(settings)
+    if pipeline.signer is None:
+        log.warning("session signals are off: no signing key configured "
+                    "(SESSIONWARDEN_SIGNING_KEY_FILE); see docs/outputs.md")
     partitions = settings.topic_partitions
     app = SessionWardenApp(
         settings.app_id,
@@ -384,6 +391,15 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         metrics.ready.set(1 if readiness(app)[0] else 0)
         return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
+    jwks_body = dumps(pipeline.signer.jwks()) if pipeline.signer is not None else None
+
+    async def jwks_page(web: Any, request: Any) -> Any:
+        """The public keys of the SETs on the signals topic (RFC 7517 JWK Set)."""
+        if jwks_body is None:
+            return web.json({"error": "session signals are off: no signing key"}, status=404)
+        return web.bytes(jwks_body, headers={"Content-Type": JWKS_CONTENT_TYPE})
+
     app.page("/health")(health)
     app.page("/metrics")(metrics_page)
+    app.page("/jwks.json")(jwks_page)
     return app

@@ -42,7 +42,7 @@ class InputMessage(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class Emitted:
-    """One record to publish: output kind (commands|audit|alerts|dlq), key, value."""
+    """One record to publish: output kind (commands|audit|alerts|signals|dlq), key, value."""
 
     kind: str
     key: bytes | None
@@ -186,7 +186,7 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
             stats.dead_by_reason[f"internal: {type(exc).__name__}"] += 1
             out.dead.append(dead_letter(raw, reason, "unknown", origin))
         for kind, records in (("commands", out.commands), ("audit", out.audit),
-                              ("alerts", out.alerts)):
+                              ("alerts", out.alerts), ("signals", out.signals)):
             for key, value in records:
                 emitted.append(Emitted(kind, key, value, (), index))
         for dead in out.dead:

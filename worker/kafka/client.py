@@ -111,7 +111,8 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> TopicPlan:
     n = partitions or settings.topic_partitions
     big = {"max.message.bytes": str(settings.max_message_bytes)}
     out = {"max.message.bytes": str(settings.max_output_bytes)}
-    outputs = (settings.commands_topic, settings.audit_topic, settings.alerts_topic)
+    outputs = (settings.commands_topic, settings.audit_topic, settings.alerts_topic,
+               settings.signals_topic, settings.signals_dlq_topic)
     names = (settings.input_topic, *outputs, settings.dlq_topic)
     configs = {settings.input_topic: dict(big), settings.dlq_topic: dict(big)}
     configs.update({name: dict(out) for name in outputs})
