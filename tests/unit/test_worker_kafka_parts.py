@@ -203,3 +203,16 @@ def test_metrics_follow_pipeline_stats_by_deltas() -> None:
     assert 'sessionwarden_events_total{outcome="duplicate"} 2.0' in text
     assert 'sessionwarden_commands_total{type="revoke_session"} 5.0' in text
     assert "sessionwarden_consumer_lag{" not in text
+
+
+def test_produce_routes_a_users_sessions_together_and_keeps_sessions_whole() -> None:
+    """Keyed by tenant + user, so the user's profile and every session of theirs meet."""
+    from worker.routing import RouteMemory  # noqa: PLC0415
+
+    memory = RouteMemory()
+    a = orjson.dumps({**ev("e1", "s-1"), "user": {"id": "u1"}})
+    b = orjson.dumps({**ev("e2", "s-2"), "user": {"id": "u1"}})
+    c = orjson.dumps(ev("e3", "s-1"))  # no user id: follows its session's user
+    d = orjson.dumps(ev("e4", "s-9"))  # never seen with a user: its own session id
+    keys = [keyed_records(x, memory=memory)[0][0] for x in (a, b, c, d)]
+    assert keys == [b"\x1fu1", b"\x1fu1", b"\x1fu1", b"s-9"]  # no tenant in these records
