@@ -14,6 +14,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     SESSIONWARDEN_DATA_DIR=/var/lib/sessionwarden \
+    SESSIONWARDEN_WEB_HOST=0.0.0.0 \
     SESSIONWARDEN_CITY_DB=/app/data/mmdb/GeoIP2-City-Test.mmdb \
     SESSIONWARDEN_ASN_DB=/app/data/mmdb/GeoLite2-ASN-Test.mmdb \
     SESSIONWARDEN_ANONYMOUS_DB=/app/data/mmdb/GeoIP2-Anonymous-IP-Test.mmdb \
@@ -24,7 +25,9 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
  && mkdir -p /var/lib/sessionwarden /app \
  && chown sessionwarden /var/lib/sessionwarden
 WORKDIR /app
-# The bundled test databases; compose mounts ./data over this for your own files.
+# The bundled test databases (the worker logs a loud warning while they are in
+# use); compose mounts ./data over this, production points the
+# SESSIONWARDEN_*_DB variables at real GeoLite2/GeoIP2 files.
 COPY data/mmdb ./data/mmdb
 COPY data/pyasn ./data/pyasn
 USER sessionwarden
