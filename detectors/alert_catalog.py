@@ -138,18 +138,35 @@ CATALOG: dict[str, DetectorInfo] = {
     "asn_binding": DetectorInfo(
         name="Session ASN binding",
         title="Session of {user} moved from AS{initial_asn} to AS{current_asn} "
-              "({current_ip})",
+              "({current_ip}); {profile}",
         types=("Session Hijacking", "Network Change"),
         attacks=(REPLAY_COOKIE, STEAL_COOKIE),
         confidence=_asn_confidence,
         observables=NETWORK_OBSERVABLES,
         runbook=(
-            "Check: is the new network one the user plausibly uses (home ISP, mobile "
-            "carrier, office, corporate VPN egress)? Look for other sessions of the user "
-            "from the same new AS, and for a login from it before this request: a session "
-            "cookie used from a network that never logged in is the replay pattern. "
-            "False positives: Wi-Fi to mobile data switches, corporate VPN or zero-trust "
-            "proxy egress changes, travel; add trusted networks to [allow] in the policy."),
+            "Check: the kind of change (analytic uid: new_network, mobile_network, "
+            "same_operator, new_country, unknown_network, known_network) and the profile "
+            "evidence: has the user used this network or country in earlier sessions? Look "
+            "for a login from the new network before this request: a session cookie used "
+            "from a network that never logged in is the replay pattern. "
+            "False positives: Wi-Fi to mobile data switches on a carrier new to the user, "
+            "travel, corporate VPN or zero-trust proxy egress changes; add trusted networks "
+            "to [allow] in the policy."),
+    ),
+    "asn_binding/unknown_network": DetectorInfo(
+        name="Session network change (ASN unknown)",
+        title="Session of {user} moved from {initial_ip} to prefix {current_prefix} "
+              "({current_ip}) whose network is unknown; {profile}",
+        types=("Session Hijacking", "Network Change"),
+        attacks=(REPLAY_COOKIE, STEAL_COOKIE),
+        confidence=_fixed(MEDIUM),
+        observables=NETWORK_OBSERVABLES,
+        runbook=(
+            "Check: the ASN databases know neither the session's first network or the "
+            "current one, so the /24 or /64 prefix changed; look the address up (whois) and "
+            "compare with the user's usual networks. "
+            "False positives: new or reassigned address ranges, private addresses behind a "
+            "proxy that does not forward the client address."),
     ),
     "ip_binding": DetectorInfo(
         name="Session IP binding",
@@ -205,10 +222,65 @@ CATALOG: dict[str, DetectorInfo] = {
         observables=NETWORK_OBSERVABLES,
         runbook=(
             "Check: which anonymizer (flags: anonymous_vpn, tor_exit_node, public_proxy, "
-            "hosting_provider, residential_proxy) and whether the user or the organisation "
-            "uses it; Tor and residential proxies from a corporate account are rare. "
+            "residential_proxy, idp_proxy = the IdP's own proxy verdict) and whether the "
+            "user or the organisation uses it; Tor and residential proxies from a corporate "
+            "account are rare. "
             "False positives: consumer VPNs, privacy relays (iCloud Private Relay), "
             "cloud-hosted virtual desktops and CI runners."),
+    ),
+    "hosting_network": DetectorInfo(
+        name="Session from a hosting network",
+        title="Session of {user} moved onto a hosting network AS{current_asn} "
+              "({current_asn_org}) at {current_ip}",
+        types=("Session Hijacking", "Suspicious Network"),
+        attacks=(REPLAY_COOKIE, STEAL_COOKIE),
+        confidence=_fixed(HIGH),
+        observables=NETWORK_OBSERVABLES,
+        runbook=(
+            "Check: a session that began on a home or office network continues from a "
+            "datacenter or cloud provider: the pattern of a cookie replayed from a VPS. Look "
+            "for the same hosting network on other users' sessions. "
+            "False positives: cloud desktops, privacy relays (iCloud Private Relay), "
+            "corporate zero-trust proxies; add them to [allow] in the policy."),
+    ),
+    "automation_client": DetectorInfo(
+        name="Session used by an automation client",
+        title="Session of {user} continued by {client} instead of a browser",
+        types=("Session Hijacking", "Automation"),
+        attacks=(REPLAY_COOKIE, STEAL_COOKIE),
+        confidence=_fixed(HIGH),
+        observables=DEVICE_OBSERVABLES,
+        runbook=(
+            "Check: the session began in a person's browser and now sends the user agent of "
+            "an HTTP library, command-line tool or headless browser: a replayed or exported "
+            "cookie, or an infostealer on the user's device. Check the device for malware. "
+            "False positives: the user's own scripts or browser automation reusing their "
+            "browser session (rare; give them their own client credentials)."),
+    ),
+    "device_token_change": DetectorInfo(
+        name="Session device token change",
+        title="Session of {user} presented another device token than it began with",
+        types=("Session Hijacking", "Device Change"),
+        attacks=(REPLAY_COOKIE, STEAL_COOKIE),
+        confidence=_fixed(HIGH),
+        observables=DEVICE_OBSERVABLES,
+        runbook=(
+            "Check: the IdP's own device identifier (Okta dtHash) changed inside one "
+            "session: the session cookie is used on another device. "
+            "False positives: browser data cleared mid-session, device-binding changes "
+            "after an IdP upgrade."),
+    ),
+    "idp_risk": DetectorInfo(
+        name="IdP risk verdict",
+        title="The IdP rated a request of {user}'s session {level} risk ({reasons})",
+        types=("Identity Risk",),
+        attacks=(VALID_ACCOUNTS,),
+        confidence=_fixed(MEDIUM),
+        observables=NETWORK_OBSERVABLES,
+        runbook=(
+            "Check: the reasons the IdP gave (Auth0 Adaptive MFA assessments, Okta risk "
+            "reasons) and the request's network and device. "
+            "False positives: new devices and travel, which the IdP also rates risky."),
     ),
     "impossible_travel": DetectorInfo(
         name="Session impossible travel",

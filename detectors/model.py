@@ -61,6 +61,19 @@ class SessionEvent:
     """Input format the event was normalized from (native, auth0, okta, keycloak)."""
     truncated: tuple[str, ...] = ()
     """Descriptive fields cut to their size limit at decode time (e.g. user_agent)."""
+    device_token: str | None = None
+    """A device identifier the IdP computed (Okta's debugData.dtHash), when it sends one."""
+    idp_proxy: bool | None = None
+    """The IdP's own verdict that the request came through a proxy (Okta isProxy)."""
+    idp_risk: str | None = None
+    """The IdP's risk level of the request, normalized to low | medium | high."""
+    idp_risk_reasons: tuple[str, ...] = ()
+    """What the IdP says drove its risk level (e.g. Auth0's ImpossibleTravel)."""
+    idp_country: str | None = None
+    """Where the IdP located the request (ISO code, or the name it gave)."""
+    idp_city: str | None = None
+    idp_latitude: float | None = None
+    idp_longitude: float | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,7 +92,18 @@ class Network:
     private: bool = False
     """Private, loopback, link-local or reserved: flagged, never looked up."""
     anonymous: tuple[str, ...] = ()
-    """Anonymizer flags from an Anonymous-IP database (vpn, tor_exit_node, ...)."""
+    """Anonymizer flags: Anonymous-IP database (anonymous_vpn, tor_exit_node, public_proxy,
+    residential_proxy) and the IdP's own proxy verdict (idp_proxy)."""
+    hosting: bool = False
+    """A hosting/datacenter/cloud network (Anonymous-IP is_hosting_provider, or a listed ASN)."""
+    mobile: bool = False
+    """A mobile carrier's network (listed ASN, or MaxMind ISP/Connection-Type data)."""
+    operator: str | None = None
+    """The operator that runs this ASN, when the classification data knows (e.g. singtel)."""
+    accuracy_km: int | None = None
+    """Radius (km) around the location within which the address is likely to be."""
+    geo_source: str | None = None
+    """Where the location came from: mmdb or idp."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,6 +118,8 @@ class Agent:
     os_family: str = "Other"
     os_version: str | None = None
     device: str | None = None
+    automation: bool = False
+    """An HTTP library, command-line tool or headless browser, not a person's browser."""
 
     @property
     def version(self) -> tuple[int, int, int]:
@@ -161,6 +187,58 @@ class Baseline:
     """Worker bookkeeping: (topic, partition, offset, index) of the last input event
     taken in, so a Kafka re-delivery is recognised however long it is. Never set
     by the engine, never set in replay."""
+    accepted_networks: list[str] = field(default_factory=list)
+    """Networks this session may use without a finding: keys `AS<n>`, `P:<prefix>` and
+    `OP:<operator>` of its first network and of networks it moved to and kept."""
+    seen_ips: list[str] = field(default_factory=list)
+    """The last few addresses of the session: an unchanged address is never a change."""
+    step_up: str | None = None
+    """The cause (`detector:value`) of a step-up still waiting for a re-authentication."""
+    step_up_at: int | None = None
+    initial_automation: bool = False
+    initial_anonymous: bool = False
+    """The session began on an anonymizer (a VPN user): more anonymizer addresses are its norm."""
+    initial_hosting: bool = False
+    device_token: str | None = None
+    """The IdP's device token of the session (first one seen)."""
+    last_accuracy_km: int | None = None
+    """Accuracy radius of the last trusted location (impossible travel)."""
+    last_ip_located: str | None = None
+    """The address of the last trusted location."""
+
+
+@dataclass(slots=True)
+class Seen:
+    """One thing a user's sessions used: when first and last, in how many sessions."""
+
+    first: int
+    last: int
+    sessions: int = 1
+    session: int = 0
+    """A 32-bit hash of the last session that counted, so sessions (not events) are counted."""
+
+
+PROFILE_KINDS = ("networks", "prefixes", "countries", "browsers", "systems")
+
+
+@dataclass(slots=True)
+class UserProfile:
+    """A user's bounded, decaying memory of the networks and devices of their sessions.
+
+    Keyed by tenant + user id. `networks` holds `AS<n>` keys, `prefixes` the
+    IPv4 /24 or IPv6 /64 of each address, `countries` ISO codes, `browsers`
+    and `systems` user-agent families. Entries older than the policy's
+    `profile.ttl_days` (by event time) are forgotten, and each kind keeps at
+    most its policy bound, dropping the least used first.
+    """
+
+    user: str
+    networks: dict[str, Seen] = field(default_factory=dict)
+    prefixes: dict[str, Seen] = field(default_factory=dict)
+    countries: dict[str, Seen] = field(default_factory=dict)
+    browsers: dict[str, Seen] = field(default_factory=dict)
+    systems: dict[str, Seen] = field(default_factory=dict)
+    updated_at: int = 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -169,7 +247,7 @@ class Finding:
 
     detector: str
     action: str
-    """revoke or alert (findings of detectors set to off are never made)."""
+    """revoke, step_up or alert (findings of detectors set to off are never made)."""
     reason: str
     severity: str
     evidence: dict[str, Any]
@@ -183,6 +261,8 @@ class Decision:
     """Everything one event caused: output records and the baseline to store."""
 
     baseline: Baseline
+    profile: UserProfile | None = None
+    """The user's profile after this event (None when the event names no user)."""
     commands: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -190,3 +270,5 @@ class Decision:
     duplicate: bool = False
     suppressed: str | None = None
     """Why no command could be issued (e.g. the session is already revoked)."""
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    """Every signal the decision considered, with its assessment and evidence."""

@@ -40,16 +40,39 @@ DEFAULT_REASONS = {
     "ip_binding": "Invalid IP change",
     "ua_drift": "Device change detected. Login again",
     "anonymous_network": "Session used from an anonymizing network",
+    "hosting_network": "Session used from a hosting or cloud network",
     "impossible_travel": "Impossible travel between two requests of the session",
+    "automation_client": "Session used by an automation client instead of a browser",
+    "device_token_change": "The session's device changed (IdP device token)",
+    "idp_risk": "The identity provider rated the request as high risk",
 }
 DEFAULT_ACTIONS = {
-    "asn_binding": "revoke",
-    "ip_binding": "alert",
+    "asn_binding": "step_up",
+    "ip_binding": "off",
     "ua_drift": "revoke",
-    "anonymous_network": "alert",
-    "impossible_travel": "alert",
+    "anonymous_network": "revoke",
+    "hosting_network": "revoke",
+    "impossible_travel": "revoke",
+    "automation_client": "revoke",
+    "device_token_change": "revoke",
+    "idp_risk": "alert",
 }
 DETECTORS = tuple(DEFAULT_ACTIONS)
+NETWORK_KINDS = {
+    # What a move to a network outside the session's own networks does, by
+    # what the network is to this user (docs/engine.md, "Network changes").
+    "known_network": "off",
+    "same_operator": "step_up",
+    "mobile_network": "step_up",
+    "new_network": "step_up",
+    "new_country": "step_up",
+    "unknown_network": "step_up",
+}
+"""Default action per kind of network change (asn_binding); `action` sets `new_network`."""
+STRENGTH = ("device_token_change", "automation_client", "ua_drift", "impossible_travel",
+            "anonymous_network", "hosting_network", "asn_binding", "idp_risk", "ip_binding")
+"""Detectors from the strongest evidence of a hijack to the weakest: a decision's reason
+is the strongest finding's."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -69,6 +92,24 @@ class DetectorPolicy:
     """impossible_travel only: faster than this between two requests is impossible."""
     min_distance_km: float = 500.0
     """impossible_travel only: shorter hops are within geolocation error."""
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    """asn_binding only: the action per kind of network change (NETWORK_KINDS)."""
+
+    def action_for(self, kind: str) -> str:
+        return self.kinds.get(kind, self.action)
+
+
+@dataclass(slots=True, frozen=True)
+class ProfilePolicy:
+    """Bounds of the per-user profile (docs/engine.md, "Per-user profiles")."""
+
+    ttl_ms: int = 90 * 24 * HOUR_MS
+    min_sessions: int = 1
+    """Earlier sessions (of this user, other than the current one) that make a network known."""
+    max_networks: int = 24
+    max_prefixes: int = 48
+    max_countries: int = 12
+    max_agents: int = 8
 
 
 @dataclass(slots=True, frozen=True)
@@ -108,6 +149,10 @@ class Policy:
     expiry_rules: tuple[ExpiryRule, ...]
     cookie_rules: tuple[CookieRule, ...]
     version: str
+    profile: ProfilePolicy = ProfilePolicy()
+    min_idle_extension_ms: int = 600_000
+    """An idle expiry is re-issued only when it moves the deadline by at least this much
+    (capped at a quarter of the idle timeout); 0 re-issues on every interaction."""
     _memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def detector(self, name: str) -> DetectorPolicy:
@@ -134,7 +179,7 @@ class Policy:
 
 # --- The policy file schema (pydantic): every key is known, every choice a Literal.
 
-Action = Literal["revoke", "alert", "off"]
+Action = Literal["revoke", "step_up", "alert", "off"]
 CookieMode = Literal["persistent", "non-persistent"]
 
 
@@ -177,11 +222,12 @@ class _Section(BaseModel):
 class TenantSection(_Section):
     absolute_lifetime_hours: PositiveNumber = 168
     idle_lifetime_hours: PositiveNumber = 72
+    min_idle_extension_ms: Annotated[StrictInt, Field(ge=0)] = 600_000
 
 
 class DetectorSection(_Section):
     action: Action | None = None
-    reason: StrictStr | None = None
+    reason: Annotated[StrictStr, Field(max_length=1000)] | None = None
     preserve_refresh_tokens: StrictBool = False
 
 
@@ -194,12 +240,35 @@ class TravelSection(DetectorSection):
     min_distance_km: PositiveNumber = 500.0
 
 
+class NetworkChangeSection(DetectorSection):
+    """asn_binding: `action` is what a move to a new network does; each kind can differ."""
+
+    known_network: Action | None = None
+    same_operator: Action | None = None
+    mobile_network: Action | None = None
+    new_country: Action | None = None
+    unknown_network: Action | None = None
+
+
 class DetectorsSection(_Section):
-    asn_binding: DetectorSection = DetectorSection()
+    asn_binding: NetworkChangeSection = NetworkChangeSection()
     ip_binding: DetectorSection = DetectorSection()
     ua_drift: UaDriftSection = UaDriftSection()
     anonymous_network: DetectorSection = DetectorSection()
+    hosting_network: DetectorSection = DetectorSection()
     impossible_travel: TravelSection = TravelSection()
+    automation_client: DetectorSection = DetectorSection()
+    device_token_change: DetectorSection = DetectorSection()
+    idp_risk: DetectorSection = DetectorSection()
+
+
+class ProfileSection(_Section):
+    ttl_days: PositiveNumber = 90
+    min_sessions: Annotated[StrictInt, Field(ge=1)] = 1
+    max_networks: Annotated[StrictInt, Field(ge=1, le=1000)] = 24
+    max_prefixes: Annotated[StrictInt, Field(ge=1, le=1000)] = 48
+    max_countries: Annotated[StrictInt, Field(ge=1, le=300)] = 12
+    max_agents: Annotated[StrictInt, Field(ge=1, le=100)] = 8
 
 
 class MatchSection(_Section):
@@ -248,6 +317,7 @@ class PolicyDocument(_Section):
 
     tenant: TenantSection = TenantSection()
     detectors: DetectorsSection = DetectorsSection()
+    profile: ProfileSection = ProfileSection()
     allow: AllowSection = AllowSection()
     expiry_rules: list[ExpiryRuleSection] = []
     cookie_rules: list[CookieRuleSection] = []
@@ -317,13 +387,23 @@ def _match(m: MatchSection) -> Match:
 
 
 def _detector(name: str, section: DetectorSection) -> DetectorPolicy:
+    action = section.action or DEFAULT_ACTIONS[name]
+    kinds: dict[str, str] = {}
+    if isinstance(section, NetworkChangeSection):
+        for kind, default in NETWORK_KINDS.items():
+            chosen = getattr(section, kind, None) if kind != "new_network" else None
+            # `action` moves the kinds that follow the default along with it.
+            kinds[kind] = chosen or (action if default == DEFAULT_ACTIONS[name]
+                                     and section.action else default)
+        kinds["new_network"] = action
     return DetectorPolicy(
-        action=section.action or DEFAULT_ACTIONS[name],
+        action=action,
         reason=section.reason if section.reason is not None else DEFAULT_REASONS[name],
         preserve_refresh_tokens=section.preserve_refresh_tokens,
         downgrade_action=getattr(section, "downgrade_action", "alert"),
         max_speed_kmh=float(getattr(section, "max_speed_kmh", 1000.0)),
         min_distance_km=float(getattr(section, "min_distance_km", 500.0)),
+        kinds=kinds,
     )
 
 
@@ -348,11 +428,17 @@ def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
     idle_ms = int(doc.tenant.idle_lifetime_hours * HOUR_MS)
     allow_cidrs = tuple(doc.allow.cidrs)
     allow_asns = frozenset(doc.allow.asns)
+    p = doc.profile
+    profile = ProfilePolicy(int(p.ttl_days * 24 * HOUR_MS), p.min_sessions, p.max_networks,
+                            p.max_prefixes, p.max_countries, p.max_agents)
     policy_content: dict[str, Any] = {
-        "tenant": {"absolute_lifetime_ms": absolute_ms, "idle_lifetime_ms": idle_ms},
+        "tenant": {"absolute_lifetime_ms": absolute_ms, "idle_lifetime_ms": idle_ms,
+                   "min_idle_extension_ms": doc.tenant.min_idle_extension_ms},
         "detectors": {k: [v.action, v.reason, v.preserve_refresh_tokens, v.downgrade_action,
-                          v.max_speed_kmh, v.min_distance_km]
+                          v.max_speed_kmh, v.min_distance_km, sorted(v.kinds.items())]
                       for k, v in detectors.items()},
+        "profile": [profile.ttl_ms, profile.min_sessions, profile.max_networks,
+                    profile.max_prefixes, profile.max_countries, profile.max_agents],
         "allow": [sorted(map(str, allow_cidrs)), sorted(allow_asns)],
         "expiry_rules": [[*_rule_repr(r.name, r.match), r.absolute_timeout_ms, r.idle_timeout_ms]
                          for r in expiry],
@@ -368,6 +454,8 @@ def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
         expiry_rules=expiry,
         cookie_rules=cookies,
         version="sha256:" + digest.hexdigest()[:16],
+        profile=profile,
+        min_idle_extension_ms=doc.tenant.min_idle_extension_ms,
     )
 
 

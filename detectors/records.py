@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from detectors.model import Baseline, EnrichedEvent, Finding
+from detectors.model import Baseline, EnrichedEvent, Finding, SessionEvent
 from detectors.ocsf import build_alert
 from detectors.timefmt import format_time
 
@@ -47,13 +47,26 @@ def command(ev: EnrichedEvent, base: Baseline, kind: str, policy_version: str,
     }
 
 
-def explanation(ev: EnrichedEvent, base: Baseline, policy_version: str,
-                findings: list[Finding], rules: list[str]) -> dict[str, Any]:
-    """Why a decision was taken: inputs, baseline vs current, policy version.
+def event_summary(e: SessionEvent) -> dict[str, Any]:
+    """The event an explanation is about; fields cut at decode time are named."""
+    event: dict[str, Any] = {"event_id": e.event_id, "type": e.type.value, "source": e.source,
+                             "occurred_at": format_time(e.occurred_at)}
+    if e.truncated:
+        event["truncated"] = list(e.truncated)
+    return event
 
-    The current user agent is the audit record's own `user_agent`; the
-    baseline's initial one is listed only when it differs, so a 1 KB user
-    agent appears once per record, not three times.
+
+def explanation(ev: EnrichedEvent, base: Baseline, policy_version: str,
+                findings: list[Finding], rules: list[str],
+                signals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Why a decision was taken: inputs, baseline vs current, signals, policy version.
+
+    `signals` lists every signal the engine considered (network, hosting,
+    anonymizer, device...) with its assessment and the user-profile evidence
+    ("AS21928 first seen for this user 41 days ago, 12 sessions"), also those
+    that found nothing. The current user agent is the audit record's own
+    `user_agent`; the baseline's initial one is listed only when it differs,
+    so a 1 KB user agent appears once per record, not three times.
     """
     e, n, a = ev.event, ev.network, ev.agent
     ua = a.raw if a else None
@@ -66,18 +79,17 @@ def explanation(ev: EnrichedEvent, base: Baseline, policy_version: str,
     }
     if base.initial_user_agent != ua:
         baseline["initial_user_agent"] = base.initial_user_agent
-    event: dict[str, Any] = {"event_id": e.event_id, "type": e.type.value, "source": e.source,
-                             "occurred_at": format_time(e.occurred_at)}
-    if e.truncated:
-        event["truncated"] = list(e.truncated)
     return {
         "policy_version": policy_version,
-        "event": event,
+        "event": event_summary(e),
         "baseline": baseline,
         "current": {
             "ip": n.ip, "asn": n.asn, "asn_source": n.asn_source, "as_org": n.as_org,
             "country": n.country, "city": n.city, "private": n.private,
+            "hosting": n.hosting, "mobile": n.mobile, "operator": n.operator,
+            "anonymous": list(n.anonymous),
         },
+        "signals": signals or [],
         "detections": [detection(f) for f in findings],
         "rules": rules,
     }
@@ -85,6 +97,7 @@ def explanation(ev: EnrichedEvent, base: Baseline, policy_version: str,
 
 _AUDIT_TYPES = {
     "revoke_session": "session_revoked",
+    "require_reauthentication": "session_reauthentication_required",
     "set_expires_at": "session_expires_at_set",
     "set_idle_expires_at": "session_idle_expires_at_set",
     "set_cookie_mode": "session_cookie_mode_set",

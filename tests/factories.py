@@ -35,16 +35,21 @@ def event(n: int = 1, *, session: str = "s-1", kind: str = "login", at: int | No
           event_id: str | None = None, country: str | None = "SE",
           anonymous: tuple[str, ...] = (), connection: str = "Username-Password",
           organization: str | None = "org_1",
-          geo: tuple[float, float] | None = None) -> EnrichedEvent:
+          geo: tuple[float, float] | None = None, accuracy_km: int | None = None,
+          hosting: bool = False, mobile: bool = False, operator: str | None = None,
+          device_token: str | None = None, idp_risk: str | None = None,
+          user_id: str | None = "auth0|42",
+          authenticated_at: int | None = None) -> EnrichedEvent:
     """An enriched event with sensible defaults; `n` orders events in time."""
     e = SessionEvent(
         event_id=event_id or f"evt-{session}-{n}",
         type=EventType(kind),
         occurred_at=T0 + n * MINUTE if at is None else at,
-        session=SessionInfo(id=session, created_at=created_at),
+        session=SessionInfo(id=session, created_at=created_at,
+                            authenticated_at=authenticated_at),
         ip=ip,
         tenant="acme",
-        user_id="auth0|42",
+        user_id=user_id,
         groups=groups,
         client_id="app-1",
         connection=connection,
@@ -52,8 +57,11 @@ def event(n: int = 1, *, session: str = "s-1", kind: str = "login", at: int | No
         organization=organization,
         organization_metadata=org_meta or {},
         user_agent=ua,
+        device_token=device_token,
+        idp_risk=idp_risk,
     )
     net = Network(ip=ip, asn=asn, asn_source="mmdb" if asn else None, country=country,
                   anonymous=anonymous, latitude=geo[0] if geo else None,
-                  longitude=geo[1] if geo else None)
+                  longitude=geo[1] if geo else None, accuracy_km=accuracy_km,
+                  hosting=hosting, mobile=mobile, operator=operator)
     return EnrichedEvent(e, net, agent(ua) if ua else None)

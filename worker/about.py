@@ -29,6 +29,8 @@ def run_facts(policy: Policy, enricher: Enricher, *, libraries: bool = False) ->
     facts: dict[str, Any] = {"version": package_version(),
                              "python": platform.python_version(),
                              "policy_version": policy.version,
+                             "netclass_version": enricher.netclass.version
+                             if enricher.netclass is not None else None,
                              "databases": [d.as_dict() for d in enricher.databases()]}
     if libraries:
         facts["libraries"] = {name: package_version(name) for name in _LIBRARIES}
@@ -41,7 +43,8 @@ def startup_line(facts: dict[str, Any]) -> str:
                     f"{d['built']}{', TEST DATA' if d['test_data'] else ''})"
                     for d in facts["databases"]) or "none"
     return (f"sessionwarden {facts['version']} (python {facts['python']}); policy "
-            f"{facts['policy_version']}; databases: {dbs}")
+            f"{facts['policy_version']}; network classes {facts.get('netclass_version')}; "
+            f"databases: {dbs}")
 
 
 def test_data_warning(facts: dict[str, Any]) -> str | None:

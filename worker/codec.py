@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from detectors.model import Baseline
+from detectors.model import PROFILE_KINDS, Baseline, Seen, UserProfile
 
 loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
@@ -60,3 +60,26 @@ def baseline_from_bytes(data: bytes) -> Baseline:
         if value is not None:
             values[name] = tuple(value)
     return Baseline(**values)
+
+
+PROFILE_FORMAT = 1
+"""Profiles are stored as `[1, user, updated_at, kind, kind, ...]`, each kind a list of
+`[key, first, last, sessions, session]` in PROFILE_KINDS order."""
+
+
+def profile_to_bytes(profile: UserProfile) -> bytes:
+    """Serialize a user profile for the state store (same table as the baselines)."""
+    kinds = [[[k, s.first, s.last, s.sessions, s.session] for k, s in getattr(
+        profile, kind).items()] for kind in PROFILE_KINDS]
+    return orjson.dumps([PROFILE_FORMAT, profile.user, profile.updated_at, *kinds])
+
+
+def profile_from_bytes(data: bytes) -> UserProfile:
+    raw = orjson.loads(data)
+    if not isinstance(raw, list) or not raw or raw[0] != PROFILE_FORMAT:
+        raise ValueError(f"unknown profile format {raw[:1] if isinstance(raw, list) else raw!r}")
+    profile = UserProfile(raw[1], updated_at=raw[2])
+    for kind, entries in zip(PROFILE_KINDS, raw[3:], strict=False):
+        setattr(profile, kind, {k: Seen(first, last, sessions, session)
+                                for k, first, last, sessions, session in entries})
+    return profile

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geoip2.database
 import geoip2.errors
@@ -22,6 +23,9 @@ import pyasn
 from detectors.model import EnrichedEvent, Network, SessionEvent
 from worker.settings import DecisionSettings
 from worker.useragent import parse_agent
+
+if TYPE_CHECKING:
+    from worker.netclass import NetClassifier
 
 _ANON_FLAGS = ("is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
                "is_residential_proxy", "is_tor_exit_node")
@@ -105,7 +109,9 @@ class Enricher:
     """Looks up network facts for IPs and parses user agents, with caches."""
 
     def __init__(self, city_db: str | None, asn_db: str | None, pyasn_db: str | None,
-                 anonymous_db: str | None = None, cache_size: int = 131072) -> None:
+                 anonymous_db: str | None = None, cache_size: int = 131072,
+                 netclass: NetClassifier | None = None) -> None:
+        self.netclass = netclass
         self._city = _open_mmdb("city_db", city_db)
         self._asn = _open_mmdb("asn_db", asn_db)
         self._anon = _open_mmdb("anonymous_db", anonymous_db)
@@ -126,10 +132,13 @@ class Enricher:
     @classmethod
     def from_settings(cls, settings: DecisionSettings) -> Enricher:
         """The enricher that replay, the worker and the benchmarks all use."""
+        from worker.netclass import NetClassifier  # noqa: PLC0415 - it imports this module
+
         return cls(resolve_database("city_db", settings.city_db),
                    resolve_database("asn_db", settings.asn_db),
                    resolve_database("pyasn_db", settings.pyasn_db),
-                   resolve_database("anonymous_db", settings.anonymous_db))
+                   resolve_database("anonymous_db", settings.anonymous_db),
+                   netclass=NetClassifier.from_settings(settings))
 
     def databases(self) -> list[DatabaseInfo]:
         """The databases in use, with type and build date, for the start-up line."""
@@ -163,11 +172,13 @@ class Enricher:
         text = str(addr)
         country = city = None
         lat = lon = None
+        radius: int | None = None
         if self._city is not None:
             try:
                 rec = self._city.city(text)
                 country, city = rec.country.iso_code, rec.city.name
                 lat, lon = rec.location.latitude, rec.location.longitude
+                radius = rec.location.accuracy_radius
             except (geoip2.errors.AddressNotFoundError, ValueError):
                 pass
         asn: int | None = None
@@ -187,31 +198,76 @@ class Enricher:
                 found = None
             if found is not None:
                 asn, source = int(found), "pyasn"
-        anonymous: tuple[str, ...] = ()
+        flags: tuple[str, ...] = ()
         if self._anon is not None:
             try:
                 anon = self._anon.anonymous_ip(text)
-                anonymous = tuple(f.removeprefix("is_") for f in _ANON_FLAGS
-                                  if getattr(anon, f, False))
+                flags = tuple(f.removeprefix("is_") for f in _ANON_FLAGS
+                              if getattr(anon, f, False))
             except (geoip2.errors.AddressNotFoundError, ValueError):
                 pass
-        return Network(ip=ip, asn=asn, as_org=as_org, asn_source=source, country=country,
-                       city=city, latitude=lat, longitude=lon, anonymous=anonymous)
+        return self._classified(Network(
+            ip=ip, asn=asn, as_org=as_org, asn_source=source, country=country, city=city,
+            latitude=lat, longitude=lon, accuracy_km=radius,
+            geo_source="mmdb" if lat is not None else None,
+            anonymous=tuple(f for f in flags if f != "hosting_provider"),
+            hosting="hosting_provider" in flags))
+
+    def _classified(self, net: Network) -> Network:
+        """Hosting / mobile carrier / operator of the network (worker.netclass)."""
+        if self.netclass is None or net.private:
+            return net
+        cls = self.netclass.classify_ip(net.ip, net.asn)
+        if not (cls.hosting or cls.mobile or cls.operator):
+            return net
+        return replace(net, hosting=net.hosting or cls.hosting, mobile=cls.mobile,
+                       operator=cls.operator)
 
     def _override_asn(self, ip: str, asn: int) -> Network:
         net = self.lookup_ip(ip)
         if net.asn == asn:
             return replace(net, asn_source="idp")
-        return replace(net, asn=asn, as_org=None, asn_source="idp")
+        return self._classified(replace(net, asn=asn, as_org=None, asn_source="idp",
+                                        hosting="hosting_provider" in net.anonymous,
+                                        mobile=False, operator=None))
 
     def network(self, ip: str, idp_asn: int | None) -> Network:
         return self.lookup_ip(ip) if idp_asn is None else self._with_idp_asn(ip, idp_asn)
 
     def enrich(self, event: SessionEvent) -> EnrichedEvent:
-        """Attach network facts and the parsed user agent to an event."""
+        """Attach network facts and the parsed user agent to an event.
+
+        The IdP's own view of the request completes the databases': its proxy
+        verdict (Okta `isProxy`) is an anonymizer flag, and its location is
+        used where the City database knows none.
+        """
         ua = event.user_agent
-        return EnrichedEvent(event, self.network(event.ip, event.asn),
-                             parse_agent(ua) if ua else None)
+        net = self.network(event.ip, event.asn)
+        if event.idp_proxy and "idp_proxy" not in net.anonymous:
+            net = replace(net, anonymous=(*net.anonymous, "idp_proxy"))
+        if net.latitude is None and event.idp_latitude is not None and \
+                event.idp_longitude is not None and not net.private:
+            net = replace(net, latitude=event.idp_latitude, longitude=event.idp_longitude,
+                          country=net.country or iso_country(event.idp_country),
+                          city=net.city or event.idp_city, geo_source="idp")
+        elif net.country is None and event.idp_country and not net.private:
+            net = replace(net, country=iso_country(event.idp_country))
+        return EnrichedEvent(event, net, parse_agent(ua) if ua else None)
+
+
+@lru_cache(maxsize=1024)
+def iso_country(name: str | None) -> str | None:
+    """An IdP's country ("Canada", "CA", "CAN") as the ISO 3166-1 alpha-2 code MaxMind uses."""
+    if not name:
+        return None
+    import pycountry  # noqa: PLC0415 - only IdP-located requests need it
+
+    try:
+        found = pycountry.countries.lookup(name.strip())
+    except LookupError:
+        return name.strip()[:64]
+    code: str = found.alpha_2
+    return code
 
 
 def _is_bundled(setting: str, path: str) -> bool:

@@ -172,7 +172,8 @@ class NetClassifier:
         d = Path(directory) if directory is not None else BUNDLED_DIR
         if not d.is_dir():
             raise NetClassError(f"network classification directory not found: {d} (set "
-                                f"SESSIONWARDEN_NETCLASS_DIR to a copy of data/netclass)")
+                                f"SESSIONWARDEN_NETCLASS_DIR to a copy of data/netclass, or to "
+                                f"an empty value to run without it)")
         hosting: dict[int, tuple[str, ...]] = {}
         for n, row in enumerate(_read_csv(d / HOSTING_FILE, ["asn", "name", "sources"]), 2):
             asn = _asn(row["asn"], d / HOSTING_FILE, n)
@@ -200,9 +201,15 @@ class NetClassifier:
 
     @classmethod
     def from_settings(cls, settings: DecisionSettings) -> NetClassifier:
-        """The classifier replay, the worker and the benchmarks share."""
-        return cls.from_dir(settings.netclass_dir, settings.isp_db or None,
-                            settings.connection_type_db or None)
+        """The classifier replay, the worker and the benchmarks share.
+
+        An empty SESSIONWARDEN_NETCLASS_DIR runs without the lists (the ISP and
+        Connection-Type databases still classify, when configured).
+        """
+        isp, conn = settings.isp_db or None, settings.connection_type_db or None
+        if settings.netclass_dir == "":
+            return cls({}, {}, "none", isp, conn)
+        return cls.from_dir(settings.netclass_dir, isp, conn)
 
     @staticmethod
     def _version(d: Path) -> str:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from detectors import Baseline, Policy, SessionEvent, evaluate
+from detectors.model import UserProfile
 from worker.codec import dumps
 from worker.enrich import Enricher
 from worker.formats import Invalid, Skip, decode_line
 from worker.policy_file import load_policy
+from worker.routing import user_key
 from worker.settings import DecisionSettings
 
 if TYPE_CHECKING:
@@ -28,11 +30,29 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 
 
 class BaselineStore(Protocol):
-    """Where session baselines live: a dict in replay, a Faust table live."""
+    """Where session baselines and user profiles live: memory in replay, a Faust table live."""
 
     def get(self, key: str, /) -> Baseline | None: ...
 
     def __setitem__(self, key: str, value: Baseline, /) -> None: ...
+
+    def get_profile(self, key: str, /) -> UserProfile | None: ...
+
+    def set_profile(self, key: str, value: UserProfile, /) -> None: ...
+
+
+class MemoryStore(dict[str, Baseline]):
+    """Replay's state: session baselines by session id, user profiles by user key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.profiles: dict[str, UserProfile] = {}
+
+    def get_profile(self, key: str, /) -> UserProfile | None:
+        return self.profiles.get(key)
+
+    def set_profile(self, key: str, value: UserProfile, /) -> None:
+        self.profiles[key] = value
 
 
 Record = tuple[bytes | None, bytes]
@@ -184,7 +204,11 @@ class Pipeline:
             stats.processed_by_source[event.source] += 1
             stats.redelivered += 1
             return
-        decision = evaluate(self.enricher.enrich(event), baseline, self.policy)
+        user = event.user_id or (baseline.user_id if baseline is not None else None)
+        pkey = user_key(event.tenant or (baseline.tenant if baseline is not None else ""),
+                        user) if user else None
+        profile = (store.get_profile(pkey) or UserProfile(pkey)) if pkey else None
+        decision = evaluate(self.enricher.enrich(event), baseline, self.policy, profile)
         if decision.duplicate:
             stats.events_processed += 1
             stats.processed_by_source[event.source] += 1
@@ -213,6 +237,8 @@ class Pipeline:
         if position is not None:
             decision.baseline.position = position
         store[key] = decision.baseline
+        if pkey is not None and decision.profile is not None:
+            store.set_profile(pkey, decision.profile)
         if decision.suppressed == "session already revoked":
             stats.suppressed += 1
         if commands:

@@ -22,13 +22,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from detectors import Baseline, Policy
+from detectors import Policy
 from worker.codec import dumps_line, dumps_pretty
 from worker.enrich import Enricher
 from worker.errors import CouldNotRun
 from worker.inputs import InputFile, check_inputs, is_terminal
 from worker.inputs import iter_records as iter_input_records
-from worker.pipeline import Outputs, Pipeline
+from worker.pipeline import MemoryStore, Outputs, Pipeline
 
 if TYPE_CHECKING:
     from worker.signals.tokens import Signer
@@ -138,7 +138,7 @@ def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Polic
 def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enricher: Enricher,
          fmt: str, progress_stream: IO[str] | None, signer: Signer | None) -> dict[str, Any]:
     pipeline = Pipeline(enricher, policy, fmt, signer)
-    store: dict[str, Baseline] = {}
+    store = MemoryStore()
     outputs = Outputs()
     total = sum(i.size for i in inputs)
     progress = Progress(total, progress_stream or sys.stderr)

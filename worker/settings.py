@@ -58,8 +58,9 @@ class DecisionSettings(BaseSettings):
         default=None, description="Anonymous-IP db; unset = bundled test db; '' = none")
     pyasn_db: str | None = Field(
         default=None, description="pyasn IPASN file; unset = bundled 2014 table; '' = none")
-    netclass_dir: Path | None = Field(
-        default=None, description="hosting/mobile ASN lists (docs/netclass.md); bundled if unset")
+    netclass_dir: str | None = Field(
+        default=None, description="hosting/mobile ASN lists (docs/netclass.md); unset = the "
+                                  "source checkout's data/netclass; '' = none")
     isp_db: str | None = Field(default=None,
                                description="MaxMind-format GeoIP2-ISP database (optional)")
     connection_type_db: str | None = Field(

@@ -15,6 +15,28 @@ import ua_parser
 
 from detectors.model import Agent
 
+AUTOMATION_FAMILIES = frozenset({
+    "curl", "Wget", "Python Requests", "Python-urllib", "Go-http-client", "okhttp",
+    "HeadlessChrome", "PhantomJS", "PostmanRuntime", "axios", "Java", "Apache-HttpClient",
+    "Scrapy", "libwww-perl", "Jakarta Commons-HttpClient", "node-fetch", "Electron Headless",
+})
+"""ua-parser families of HTTP libraries, command-line tools and headless browsers."""
+_AUTOMATION = re.compile(
+    r"^(?:curl|wget|python-requests|python-urllib3?|python-httpx|aiohttp|httpx|httpie|"
+    r"go-http-client|okhttp|java|apache-httpclient|node-fetch|undici|axios|got|"
+    r"postmanruntime|insomnia|libwww-perl|lwp-|ruby|faraday|guzzlehttp|powershell|"
+    r"scrapy|restsharp|dart|reqwest|hackney|unirest)\b|headlesschrome|phantomjs|"
+    r"selenium|puppeteer|playwright|slimerjs",
+    re.IGNORECASE)
+"""Raw user agents of the same, for the clients ua-parser does not name."""
+
+
+def is_automation(raw: str, family: str, device: str | None) -> bool:
+    """An HTTP library, CLI tool, headless browser or crawler rather than a person's browser."""
+    return (family in AUTOMATION_FAMILIES or device == "Spider"
+            or _AUTOMATION.search(raw) is not None)
+
+
 _SUMMARY = re.compile(
     r"(?P<family>[^/]+?)(?: (?P<version>\d+(?:\.\d+){0,3}))? / "
     r"(?P<os>[^/]+?)(?: (?P<os_version>\d+(?:\.\d+){0,3}))?"
@@ -50,13 +72,16 @@ def parse_agent(raw: str) -> Agent:
     result = ua_parser.parse(raw)
     ua, os_, device = result.user_agent, result.os, result.device
     os_version = ".".join(p for p in (os_.major, os_.minor, os_.patch) if p) if os_ else None
+    family = ua.family if ua else "Other"
+    device_family = device.family if device else None
     return Agent(
         raw=raw,
-        family=ua.family if ua else "Other",
+        family=family,
         major=_int(ua.major) if ua else None,
         minor=_int(ua.minor) if ua else None,
         patch=_int(ua.patch) if ua else None,
         os_family=os_.family if os_ else "Other",
         os_version=os_version or None,
-        device=device.family if device else None,
+        device=device_family,
+        automation=is_automation(raw, family, device_family),
     )

@@ -65,6 +65,7 @@ def test_installed_package_needs_named_databases(installed: tuple[Path, dict[str
                 SESSIONWARDEN_CITY_DB=str(MMDB / "GeoIP2-City-Test.mmdb"),
                 SESSIONWARDEN_ASN_DB=str(MMDB / "GeoLite2-ASN-Test.mmdb"),
                 SESSIONWARDEN_ANONYMOUS_DB="", SESSIONWARDEN_PYASN_DB="",
+                SESSIONWARDEN_NETCLASS_DIR=str(REPO / "data" / "netclass"),
                 SESSIONWARDEN_SIGNALS_ENABLED="false")
     assert named.returncode == 0, named.stderr
     assert "WARNING: using the bundled TEST databases" in named.stderr, \

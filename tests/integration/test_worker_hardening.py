@@ -114,7 +114,12 @@ async def test_redelivery_of_40_events_decides_nothing_again(
     records: list[tuple[bytes | None, bytes]] = [
         (b"s-long", event(f"long-{n}", "s-long", n, "login" if n == 0 else "interaction"))
         for n in range(40)]
-    first = WorkerProcess(d, app_id, tmp_path / "state-a", tmp_path / "a.log").start()
+    # The seed's idle semantics, literally: every event re-issues the idle expiry, so an
+    # event decided again would publish again.
+    policy = tmp_path / "every-interaction.toml"
+    policy.write_text("[tenant]\nmin_idle_extension_ms = 0\n")
+    first = WorkerProcess(d, app_id, tmp_path / "state-a", tmp_path / "a.log",
+                          policy_file=policy).start()
     await first.wait_ready()
     async with Collector(kafka_bootstrap, {d.topics["commands"]: 2, d.topics["audit"]: 2,
                                            d.topics["alerts"]: 2}) as c:
@@ -140,7 +145,8 @@ async def test_redelivery_of_40_events_decides_nothing_again(
             await rewind.commit(dict.fromkeys(tps, 0))
         finally:
             await rewind.stop()
-        second = WorkerProcess(d, app_id, tmp_path / "state-b", tmp_path / "b.log").start()
+        second = WorkerProcess(d, app_id, tmp_path / "state-b", tmp_path / "b.log",
+                               policy_file=policy).start()
         try:
             await second.wait_ready()
             deadline = time.monotonic() + 120

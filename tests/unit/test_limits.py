@@ -13,12 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors import DEFAULT_POLICY, Baseline
+from detectors import DEFAULT_POLICY, policy_from_mapping
 from worker.enrich import Enricher
 from worker.formats import Invalid, decode_line
 from worker.formats.limits import MAX_ID, MAX_USER_AGENT
-from worker.pipeline import Outputs, Pipeline
+from worker.pipeline import MemoryStore, Outputs, Pipeline
 
+EVERY_INTERACTION = policy_from_mapping({"tenant": {"min_idle_extension_ms": 0}})
+"""The seed's idle semantics, literally: an idle expiry command on every interaction."""
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari"
 
 
@@ -55,7 +57,7 @@ def test_a_huge_user_agent_is_truncated_and_flagged(enricher: Enricher) -> None:
     assert outcome.user_agent is not None and len(outcome.user_agent) == MAX_USER_AGENT
     assert outcome.truncated == ("user_agent",)
     out = Outputs()
-    Pipeline(enricher, DEFAULT_POLICY).process(orjson.dumps(doc), {}, {}, out)
+    Pipeline(enricher, DEFAULT_POLICY).process(orjson.dumps(doc), {}, MemoryStore(), out)
     [(_key, audit)] = out.audit
     assert len(audit) < 8_000, "the user agent appears once, cut to its limit"
     assert orjson.loads(audit)["details"]["event"]["truncated"] == ["user_agent"]
@@ -72,7 +74,7 @@ def test_metadata_keeps_only_what_the_engine_reads() -> None:
 def test_a_decision_whose_records_would_not_fit_is_dead_lettered_unstored(
         enricher: Enricher) -> None:
     pipeline = Pipeline(enricher, DEFAULT_POLICY, max_output_bytes=300)
-    store: dict[str, Baseline] = {}
+    store = MemoryStore()
     out = Outputs()
     pipeline.process(orjson.dumps(event(0)), {"file": "f", "line": 1}, store, out)
     assert out.commands == [] and out.audit == []
@@ -85,8 +87,8 @@ def test_a_decision_whose_records_would_not_fit_is_dead_lettered_unstored(
 
 def test_kafka_redelivery_longer_than_the_id_window_decides_nothing(enricher: Enricher) -> None:
     """40 in-order events re-delivered after a crash: replay-equal means no new output."""
-    pipeline = Pipeline(enricher, DEFAULT_POLICY)
-    store: dict[str, Baseline] = {}
+    pipeline = Pipeline(enricher, EVERY_INTERACTION)
+    store = MemoryStore()
     first = Outputs()
     raws = [orjson.dumps(event(n)) for n in range(40)]
 
@@ -105,8 +107,8 @@ def test_kafka_redelivery_longer_than_the_id_window_decides_nothing(enricher: En
 
 def test_a_recreated_topic_does_not_swallow_new_events(enricher: Enricher) -> None:
     """Offsets restart at 0 on a re-created topic; newer events must still be decided."""
-    pipeline = Pipeline(enricher, DEFAULT_POLICY)
-    store: dict[str, Baseline] = {}
+    pipeline = Pipeline(enricher, EVERY_INTERACTION)
+    store = MemoryStore()
     out = Outputs()
     for n in range(5):
         pipeline.process(orjson.dumps(event(n)), {"topic": "in", "partition": 0, "offset": 100 + n},

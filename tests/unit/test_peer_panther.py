@@ -33,18 +33,12 @@ from worker.settings import Settings
 
 ACTED = ("revoke_session", "require_reauthentication")
 
-KNOWN_DEFECTS: dict[str, str] = {
-    "A3": "issue 9 item 8: an unchanged IP is revoked because only the IdP-supplied ASN "
-          "(securityContext.asNumber) of that same IP changed (asn_binding ignores that the "
-          "address did not move)",
-    "D2": "issue 9 item 8: Okta's own proxy verdict securityContext.isProxy is not read, so "
-          "anonymous_network cannot fire for an address the Anonymous-IP database lacks",
-    "P1": "issue 9 item 8: same IP and user agent; the first event carries Okta's asNumber, "
-          "the second none, so our own ASN lookup differs and the session is revoked",
-    "P2": "issue 9 items 1/6: the third request returns to the session's first address, but "
-          "travel is measured from the last located request (the flagged VPN exit), so a VPN "
-          "hop becomes the session's last location and impossible_travel fires again",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
+"""Cases our decision disagrees with the manifest on, each naming the defect (strict xfail).
+
+Empty since issue 9: A3 and P1 (an unchanged address is never a network change),
+D2 (Okta's isProxy is read) and P2 (travel is measured from the last trusted location,
+never a VPN exit) were fixed."""
 BUNDLED_DB_CASES = frozenset({"P1"})
 """Probes the manifest says to run with the bundled databases ("see the bundled column")."""
 
@@ -157,4 +151,4 @@ def test_worlds_are_read_back_by_the_real_readers(tmp_path: Path) -> None:
     b3 = next(c for c in _manifest()["cases"] if c["id"] == "B3")
     dbs3 = build_world(b3["world"], tmp_path / "b3")
     anon = Enricher(dbs3.city, dbs3.asn, None, dbs3.anonymous).network("12.12.12.12", None)
-    assert anon.anonymous == ("hosting_provider",)
+    assert anon.anonymous == () and anon.hosting, "Apple Private Relay: a hosting network"

@@ -16,10 +16,14 @@ def test_defaults_follow_the_issue() -> None:
     p = DEFAULT_POLICY
     assert p.absolute_lifetime_ms == 7 * 24 * 3_600_000
     assert p.idle_lifetime_ms == 3 * 24 * 3_600_000
-    assert p.detector("asn_binding").action == "revoke"
+    assert p.detector("asn_binding").action == "step_up"
+    assert p.detector("asn_binding").action_for("known_network") == "off"
+    for name in ("ua_drift", "anonymous_network", "hosting_network", "impossible_travel",
+                 "automation_client", "device_token_change"):
+        assert p.detector(name).action == "revoke", name
     assert p.detector("asn_binding").reason == (
         "Invalid network change. Login again from a trusted network")
-    assert p.detector("ip_binding").action == "alert"
+    assert p.detector("ip_binding").action == "off"
     assert p.detector("ua_drift").action == "revoke"
     assert p.detector("ua_drift").downgrade_action == "alert"
 
@@ -33,7 +37,8 @@ def test_version_is_a_content_hash() -> None:
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"detectors": {"ip_binding": {"action": "block"}}},
-     r"detectors\.ip_binding\.action: must be 'revoke', 'alert' or 'off', got 'block'"),
+     r"detectors\.ip_binding\.action: must be 'revoke', 'step_up', 'alert' or 'off', "
+     r"got 'block'"),
     ({"detectors": {"nope": {}}}, r"detectors\.nope: unknown key"),
     ({"tenant": {"absolute_lifetime_hours": -1}}, "absolute_lifetime_hours: must be a positive"),
     ({"tenant": {"idle_lifetime_hours": "72"}}, "idle_lifetime_hours"),

@@ -6,9 +6,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors import DEFAULT_POLICY, Baseline
+from detectors import DEFAULT_POLICY
 from worker.enrich import Enricher
-from worker.pipeline import Outputs, Pipeline
+from worker.pipeline import MemoryStore, Outputs, Pipeline
 
 json_scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
                 | st.floats(allow_nan=False) | st.text())
@@ -38,7 +38,7 @@ native_like = st.fixed_dictionaries(
 
 
 def _check(pipeline: Pipeline, lines: list[bytes]) -> None:
-    store: dict[str, Baseline] = {}
+    store = MemoryStore()
     out = Outputs()
     for i, line in enumerate(lines):
         pipeline.process(line, {"line": i}, store, out)

@@ -117,7 +117,8 @@ def test_every_revoke_has_exactly_one_session_revoked_set(demo: Path) -> None:
 
 def test_alert_only_findings_become_risk_level_changes(demo: Path) -> None:
     jwks = orjson.loads((demo / "jwks.json").read_bytes())
-    risk = [r for r in lines(demo / "signals.jsonl") if r["event_type"] == RISK]
+    risk = [r for r in lines(demo / "signals.jsonl")
+            if r["event_type"] == RISK and r["command_id"] is None]
     assert risk
     alerted_only = {a["metadata"]["correlation_uid"] for a in lines(demo / "alerts.jsonl")
                     if a["disposition"] == "Detected"}
@@ -130,6 +131,23 @@ def test_alert_only_findings_become_risk_level_changes(demo: Path) -> None:
         assert "reason_user" not in event and event["reason_admin"]["en"].endswith(
             "alert only)")
         assert record["session_id"] in alerted_only
+
+
+def test_every_step_up_is_a_risk_level_change_with_its_command(demo: Path) -> None:
+    """require_reauthentication (issue 9's step-up) -> CAEP risk-level-change, one each."""
+    jwks = orjson.loads((demo / "jwks.json").read_bytes())
+    steps = {c["command_id"]: c for c in lines(demo / "commands.jsonl")
+             if c["type"] == "require_reauthentication"}
+    assert steps
+    signals = {r["command_id"]: r for r in lines(demo / "signals.jsonl")
+               if r["command_id"] in steps}
+    assert set(signals) == set(steps)
+    for command_id, record in signals.items():
+        assert record["event_type"] == RISK
+        _, claims = verify(record["set"], jwks)
+        event = claims["events"][RISK]
+        assert event["principal"] == "SESSION" and event["current_level"] in ("MEDIUM", "HIGH")
+        assert event["reason_user"]["en"] == steps[command_id]["reason"]
 
 
 def test_signals_are_byte_identical_across_runs_with_a_configured_key(

@@ -14,15 +14,16 @@ import orjson
 import pytest
 
 from detectors import Baseline
-from worker.codec import baseline_from_bytes, baseline_to_bytes
+from worker.codec import baseline_from_bytes, baseline_to_bytes, profile_from_bytes
 from worker.enrich import Enricher
 from worker.kafka.batch import (
+    PROFILE_PREFIX,
     BatchStore,
     Emitted,
     dlq_headers,
     evaluate_batch,
 )
-from worker.pipeline import Outputs, Pipeline
+from worker.pipeline import MemoryStore, Outputs, Pipeline
 from worker.replay import iter_records
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "idp_samples"
@@ -91,7 +92,7 @@ def test_dlq_headers_carry_reason_source_and_origin() -> None:
 
 
 def _baseline(pipeline: Pipeline) -> Baseline:
-    store: dict[str, Baseline] = {}
+    store = MemoryStore()
     pipeline.process(LOGIN, {}, store, Outputs())
     return store["s-1"]
 
@@ -149,15 +150,18 @@ def test_batch_emits_outputs_first_and_tags_each_write_with_its_source(
             Msg(ASN_CHANGE, b"s-1", offset=2)]
     result = evaluate_batch(msgs, pipeline, lambda key, index: None)
     commands = kinds(result.emitted, "commands")
-    assert [c["type"] for c in commands] == ["set_idle_expires_at", "revoke_session"]
+    assert [c["type"] for c in commands] == ["set_idle_expires_at", "require_reauthentication",
+                                             "set_idle_expires_at"]
     assert all(e.key == b"s-1" for e in result.emitted if e.kind != "dlq")
     dlq = [e for e in result.emitted if e.kind == "dlq"]
     assert len(dlq) == 1 and dlq[0].value == b"not json {" and dlq[0].key is None
     assert dict(dlq[0].headers)["sessionwarden.origin.offset"] == b"1"
-    assert set(result.writes) == {"s-1"}
+    profile_key = PROFILE_PREFIX + "acme\x1fauth0|1"
+    assert set(result.writes) == {"s-1", profile_key}, "the user's profile rides along"
     data, index = result.writes["s-1"]
     assert index == 2  # the ASN change wrote last: its partition gets the changelog record
-    assert baseline_from_bytes(data).revoked
+    assert baseline_from_bytes(data).step_up is not None
+    assert "AS1221" in profile_from_bytes(result.writes[profile_key][0]).networks
     assert result.unkeyed == 1
 
 
@@ -194,7 +198,7 @@ def test_batches_decide_exactly_like_replay(enricher: Enricher, batch_size: int)
                for r in _records(SAMPLES / f)] + [LOGIN, b"", b"[1]", ASN_CHANGE]
     replay_pipeline, live_pipeline = (Pipeline(enricher, DEFAULT_POLICY) for _ in range(2))
     expected = Outputs()
-    baselines: dict[str, Baseline] = {}
+    baselines = MemoryStore()
     for raw in records:
         replay_pipeline.process(raw, {}, baselines, expected)
 
@@ -215,7 +219,11 @@ def test_batches_decide_exactly_like_replay(enricher: Enricher, batch_size: int)
     assert got.audit == expected.audit
     assert got.alerts == expected.alerts
     assert len(dlq) == len(expected.dead)
-    live = {k: baseline_from_bytes(v) for k, v in table.items()}
+    live = {k: baseline_from_bytes(v) for k, v in table.items()
+            if not k.startswith(PROFILE_PREFIX)}
+    profiles = {k.removeprefix(PROFILE_PREFIX): profile_from_bytes(v)
+                for k, v in table.items() if k.startswith(PROFILE_PREFIX)}
+    assert profiles == baselines.profiles, "user profiles too: replay-equal"
     assert all(b.position is not None for b in live.values()), "the worker keeps positions"
     assert {k: replace(b, position=None) for k, b in live.items()} == baselines
     assert live_pipeline.stats.summary() == replay_pipeline.stats.summary()

@@ -166,6 +166,7 @@ def normalize(record: dict[str, Any]) -> Outcome:
     ip = optional_ip(event.get("ip"), "ip")
     if ip is None:
         return Skip(f"auth0:no client IP: {kind}", SOURCE)
+    level, reasons = risk_of(as_dict(as_dict(event.get("details")).get("riskAssessment")))
     return SessionEvent(
         event_id=event_id_of(record, event, envelope),
         type=mapped,
@@ -180,7 +181,28 @@ def normalize(record: dict[str, Any]) -> Outcome:
         or opt_text(event.get("organization_name")),
         user_agent=opt_str(event.get("user_agent")),
         source=SOURCE,
+        idp_risk=level,
+        idp_risk_reasons=reasons,
     )
+
+
+# Adaptive MFA's confidence that the login is the user's, as a risk level.
+# https://auth0.com/docs/secure/multi-factor-authentication/adaptive-mfa/adaptive-mfa-log-events
+_RISK_OF_CONFIDENCE = {"low": "high", "medium": "medium", "high": "low"}
+
+
+def risk_of(assessment: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """Auth0's `details.riskAssessment` as (risk level, the assessments that drove it).
+
+    Confidence `low` means the login does not match the user's patterns, so
+    high risk; `neutral` says nothing. The reasons are the assessments
+    (UntrustedIP, NewDevice, ImpossibleTravel) with a low confidence.
+    """
+    level = _RISK_OF_CONFIDENCE.get(str(assessment.get("confidence", "")).lower())
+    parts = as_dict(assessment.get("assessments"))
+    reasons = tuple(name[:64] for name, value in parts.items()
+                    if str(as_dict(value).get("confidence", "")).lower() == "low")
+    return level, reasons[:8]
 
 
 ADAPTER = Adapter(SOURCE, looks_like, normalize)

@@ -59,6 +59,8 @@ def enforce_limits(event: SessionEvent) -> SessionEvent | Invalid:
     src = event.source
     if len(event.session.id) > MAX_ID:
         return _too_long("session.id", event.session.id, MAX_ID, src)
+    if "\x00" in event.session.id:
+        return Invalid("session.id contains a NUL character", src)
     if len(event.tenant) > MAX_TENANT:
         return _too_long("tenant", event.tenant, MAX_TENANT, src)
     for attr, name in _ID_FIELDS:

@@ -15,8 +15,11 @@ from its first event (the engine supports that). ``"unknown"`` means no session.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 from detectors.model import EventType, SessionEvent, SessionInfo
 
@@ -220,6 +223,12 @@ def _normalize_event(record: dict[str, Any]) -> Outcome:
     ip = ip_of(event)
     if ip is None:
         return Skip(f"okta:no client IP: {label}", SOURCE)
+    security = as_dict(event.get("securityContext"))
+    debug = as_dict(as_dict(event.get("debugContext")).get("debugData"))
+    geo = as_dict(client.get("geographicalContext"))
+    point = as_dict(geo.get("geolocation"))
+    level, reasons = risk_of(debug)
+    proxy = security.get("isProxy")
     return SessionEvent(
         event_id=event_id_of(event, kind),
         type=mapped,
@@ -231,9 +240,45 @@ def _normalize_event(record: dict[str, Any]) -> Outcome:
         client_id=client_id_of(event),
         connection=opt_text(context.get("authenticationProvider")),
         user_agent=agent,
-        asn=parse_asn(as_dict(event.get("securityContext")).get("asNumber")),
+        asn=parse_asn(security.get("asNumber")),
         source=SOURCE,
+        device_token=(opt_text(debug.get("dtHash")) or "")[:128] or None,
+        idp_proxy=proxy if isinstance(proxy, bool) else None,
+        idp_risk=level,
+        idp_risk_reasons=reasons,
+        idp_country=(opt_text(geo.get("country")) or "")[:64] or None,
+        idp_city=(opt_text(geo.get("city")) or "")[:128] or None,
+        idp_latitude=_coordinate(point.get("lat"), 90),
+        idp_longitude=_coordinate(point.get("lon"), 180),
     )
+
+
+def _coordinate(value: object, bound: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if -bound <= value <= bound else None
+
+
+_LEVEL = re.compile(r"level\W+(LOW|MEDIUM|HIGH)", re.IGNORECASE)
+_REASONS = re.compile(r"reasons\W+([^=}\"]+?)(?:,\s*level|\"|}|$)", re.IGNORECASE)
+
+
+def risk_of(debug: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """Okta's risk verdict from debugData: `risk` ("{reasons=..., level=HIGH}" or an
+    object), or the `logOnlySecurityData` JSON text that carries the same."""
+    for raw in (debug.get("risk"), debug.get("logOnlySecurityData")):
+        text = raw if isinstance(raw, str) else orjson.dumps(raw).decode() \
+            if isinstance(raw, dict) else None
+        if not text:
+            continue
+        level = _LEVEL.search(text)
+        if level is None:
+            continue
+        found = _REASONS.search(text)
+        reasons = tuple(r.strip()[:64] for r in found.group(1).split(",") if r.strip()) \
+            if found else ()
+        return level.group(1).lower(), reasons[:8]
+    return None, ()
 
 
 ADAPTER = Adapter(SOURCE, looks_like, normalize, split=split)

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors import Baseline
-from worker.codec import baseline_from_bytes, baseline_to_bytes
+from detectors.model import UserProfile
+from worker.codec import (
+    baseline_from_bytes,
+    baseline_to_bytes,
+    profile_from_bytes,
+    profile_to_bytes,
+)
 from worker.pipeline import Outputs, Pipeline, dead_letter
 
 log = logging.getLogger("sessionwarden.batch")
@@ -89,6 +95,9 @@ def dlq_headers(dead: Mapping[str, Any]) -> tuple[Header, ...]:
 
 
 _MISSING = object()
+PROFILE_PREFIX = "\x00profile\x00"
+"""User profiles share the baselines' table (and changelog, partitions, recovery) under
+keys no session id can have: session ids with a NUL are dead letters (formats.limits)."""
 
 
 class BatchStore:
@@ -112,19 +121,31 @@ class BatchStore:
         self.index = index
         self._undo = {}
 
-    def get(self, key: str, /) -> Baseline | None:
+    def _bytes(self, key: str) -> bytes | None:
         if key in self._cache:
-            data = self._cache[key]
-        else:
-            data = self._cache[key] = self._read(key, self.index)
+            return self._cache[key]
+        data = self._cache[key] = self._read(key, self.index)
+        return data
+
+    def _put(self, key: str, data: bytes) -> None:
+        if key not in self._undo:
+            self._undo[key] = (self._cache.get(key, _MISSING), self.writes.get(key))
+        self._cache[key] = data
+        self.writes[key] = (data, self.index)
+
+    def get(self, key: str, /) -> Baseline | None:
+        data = self._bytes(key)
         return None if data is None else baseline_from_bytes(data)
 
     def __setitem__(self, key: str, value: Baseline, /) -> None:
-        if key not in self._undo:
-            self._undo[key] = (self._cache.get(key, _MISSING), self.writes.get(key))
-        data = baseline_to_bytes(value)
-        self._cache[key] = data
-        self.writes[key] = (data, self.index)
+        self._put(key, baseline_to_bytes(value))
+
+    def get_profile(self, key: str, /) -> UserProfile | None:
+        data = self._bytes(PROFILE_PREFIX + key)
+        return None if data is None else profile_from_bytes(data)
+
+    def set_profile(self, key: str, value: UserProfile, /) -> None:
+        self._put(PROFILE_PREFIX + key, profile_to_bytes(value))
 
     def rollback(self) -> None:
         """Undo the writes of the current input record."""
