@@ -64,22 +64,26 @@ def free_port() -> int:
         return port
 
 
+OTHER_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:119.0) Gecko/20100101 Firefox/119.0"
+
+
 def native(event_id: str, session: str, at: str, ip: str, asn: str, kind: str = "login",
-           **extra: Any) -> bytes:
+           ua: str = UA, **extra: Any) -> bytes:
     """A native event line; the IdP-supplied ASN makes the ASN binding deterministic."""
     return orjson.dumps({
         "event_id": event_id, "type": kind, "occurred_at": at, "tenant": "acme",
         "session": {"id": session}, "user": {"id": "auth0|7"},
-        "request": {"ip": ip, "asn": asn, "user_agent": UA}, **extra})
+        "request": {"ip": ip, "asn": asn, "user_agent": ua}, **extra})
 
 
 def login_and_asn_change(session: str) -> tuple[bytes, bytes]:
-    """A login (with an org idle timeout: one command) and a later ASN change (a revoke)."""
+    """A login (with an org idle timeout: one command) and a hijack: another network and
+    another device (a revoke under the default policy)."""
     login = native(f"{session}-login", session, "2026-11-01T00:00:00.000Z", "81.2.69.142",
                    "AS1221", organization={"id": "org_1",
                                            "metadata": {"idle_session_timeout": "900000"}})
     change = native(f"{session}-change", session, "2026-11-01T00:05:00.000Z",
-                    "216.160.83.56", "AS7018", kind="interaction")
+                    "216.160.83.56", "AS7018", kind="interaction", ua=OTHER_UA)
     return login, change
 
 
