@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging.config
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,25 +23,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from worker.kafka.app import create_app  # noqa: PLC0415
     from worker.kafka.client import ensure_topics  # noqa: PLC0415
+    from worker.kafka.preflight import check_kafka_login  # noqa: PLC0415
     from worker.logs import logging_config  # noqa: PLC0415
 
     settings = settings_from_args(args)
+    log_config = logging_config(settings.log_level, settings.log_format)
+    if log_config is not None:  # JSON logs from the first line, not only once Faust starts
+        logging.config.dictConfig(log_config)
     # mode/Faust use the thread's current loop: create it before the app.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # A rejected certificate, password or token: exit 2 now, not retries forever.
+    loop.run_until_complete(check_kafka_login(settings))
     if settings.create_topics:
         partitions = loop.run_until_complete(ensure_topics(settings))
         settings = settings.model_copy(update={"topic_partitions": partitions})
     app = create_app(settings)
     json_logs = settings.log_format.lower() == "json"
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, quiet=json_logs,
-                          logging_config=logging_config(settings.log_level, settings.log_format))
+                          logging_config=log_config)
     worker.execute_from_commandline()  # SIGTERM: stop, wait for batches, commit
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from worker.codec import dumps_pretty  # noqa: PLC0415
-    from worker.kafka.produce import produce  # noqa: PLC0415
+    from worker.kafka.preflight import check_kafka_login  # noqa: PLC0415
+    from worker.kafka.produce import ProduceSummary, produce  # noqa: PLC0415
 
     settings = settings_from_args(args)
     files = [Path(f) for f in args.files]
@@ -49,7 +57,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
             print(f"sessionwarden: cannot read input file {f}", file=sys.stderr)
             return 2
     topic = args.topic or settings.input_topic
-    summary = asyncio.run(produce(files, settings, topic, settings.input_format))
+
+    async def run() -> ProduceSummary:
+        await check_kafka_login(settings)
+        return await produce(files, settings, topic, settings.input_format)
+
+    summary = asyncio.run(run())
     sys.stdout.write(dumps_pretty(summary.as_dict()).decode())
     print(f"sent {summary.messages_sent:,} messages ({summary.keyed:,} keyed, "
           f"{summary.unkeyed:,} unkeyed) from {summary.records_read:,} records in "
