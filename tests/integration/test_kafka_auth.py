@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from tests.integration.worker_harness import (
 )
 from tests.secure_kafka import SecureKafka
 from tests.token_providers import TOKEN_ENV
+from worker.cli import main
 from worker.kafka.client import aiokafka_security
 from worker.kafka.preflight import check_kafka_login
 from worker.settings import Settings
@@ -137,26 +139,31 @@ def assert_no_secrets(text: str, sk: SecureKafka, where: str) -> None:
 
 async def worker_round_trip(sk: SecureKafka, security: dict[str, str], bootstrap: str,
                             prefix: str, tmp_path: Path) -> str:
-    """Worker (DEBUG logs) + produce over `security`; same decisions as replay; its log."""
+    """Worker (DEBUG logs) + produce over `security`; same decisions as replay; its log.
+
+    `produce` runs while the worker starts (both create the topics; the worker
+    reads from the earliest offset), which keeps each scenario short.
+    """
     d = SecuredDeployment(bootstrap, prefix, partitions=2, security=security)
     source = events_file(tmp_path, f"{prefix}-a", f"{prefix}-b")
-    expected = replay_expected(source, tmp_path / "replay")
-    assert expected.commands, "the input must produce commands"
     worker = WorkerProcess(d, f"{prefix}-app", tmp_path / "state", tmp_path / "worker.log",
                            log_level="DEBUG", store="memory://").start()
     try:
+        producing = asyncio.create_task(
+            run_cli(["produce", str(source), "--topic", d.topics["input"]], d.env()))
+        expected = replay_expected(source, tmp_path / "replay")
+        assert expected.commands, "the input must produce commands"
+        run = await producing
+        assert run.returncode == 0, run.stderr
+        assert orjson.loads(run.stdout)["messages_sent"] == len(source.read_bytes().splitlines())
+        assert_no_secrets(run.stdout + run.stderr, sk, "produce's output")
         await worker.wait_ready(90)
         topics = dict.fromkeys(d.topics.values(), d.partitions)
         async with Collector(sk.plaintext, topics) as c:  # read back on the PLAINTEXT listener
-            run = await run_cli(["produce", str(source), "--topic", d.topics["input"]], d.env())
-            assert run.returncode == 0, run.stderr
-            sent = orjson.loads(run.stdout)["messages_sent"]
-            assert sent == len(source.read_bytes().splitlines())
             await c.wait_for(outputs_complete(c, d, expected), timeout=90,
                              what="the worker's outputs")
             await c.settle(0.5)
             assert_same_decisions(c, d, expected)
-            assert_no_secrets(run.stdout + run.stderr, sk, "produce's output")
     finally:
         code = worker.terminate()
     log = worker.log.read_text(errors="replace")
@@ -270,7 +277,7 @@ async def test_sasl_plain_password_is_redacted_from_aiokafka_debug_log(
 @dataclass
 class Case:
     name: str
-    command: str
+    command: str  # "produce" | "worker" (a subprocess) | "produce-in-process"
     bootstrap: str
     security: dict[str, str]
     expect: tuple[str, ...]
@@ -286,52 +293,83 @@ def negative_cases(sk: SecureKafka, tmp_path: Path) -> list[Case]:
         Case("worker: mTLS without a client certificate", "worker", sk.mtls,
              {"SESSIONWARDEN_SECURITY_PROTOCOL": "SSL", "SESSIONWARDEN_SSL_CAFILE": ca},
              ("requires a TLS client certificate",)),
-        Case("mTLS with a certificate from another CA", "produce", sk.mtls,
+        Case("mTLS with a certificate from another CA", "produce-in-process", sk.mtls,
              {k: v for k, v in mtls_env(sk, SSL_CERTFILE=str(sk.pki.foreign_cert),
                                         SSL_KEYFILE=str(sk.pki.foreign_key)).items()
               if k != "SESSIONWARDEN_SSL_KEYFILE_PASSWORD"},
              ("rejected the TLS client certificate", str(sk.pki.foreign_cert))),
-        Case("mTLS with a wrong key password", "produce", sk.mtls,
+        Case("mTLS with a wrong key password", "produce-in-process", sk.mtls,
              mtls_env(sk, SSL_KEYFILE_PASSWORD="not-" + sk.pki.key_password),
              ("cannot load the client certificate", "SESSIONWARDEN_SSL_KEYFILE_PASSWORD")),
-        Case("a broker certificate nobody trusts", "produce", sk.mtls,
+        Case("a broker certificate nobody trusts", "produce-in-process", sk.mtls,
              {k: v for k, v in mtls_env(sk).items() if k != "SESSIONWARDEN_SSL_CAFILE"},
              ("cannot verify the TLS certificate", "SESSIONWARDEN_SSL_CAFILE")),
-        Case("oidc with a bad client secret", "produce", sk.oauth,
+        Case("oidc with a bad client secret", "produce-in-process", sk.oauth,
              oauth_env(sk, SASL_OAUTH_CLIENT_SECRET=bad_secret),
              ("refused the client credentials", "invalid_client", sk.client_id)),
-        Case("worker: oidc with a bad client secret", "worker", sk.oauth,
-             oauth_env(sk, SASL_OAUTH_CLIENT_SECRET=bad_secret),
-             ("refused the client credentials", "invalid_client")),
-        Case("a token the broker rejects", "produce", sk.oauth,
+        Case("a token the broker rejects", "produce-in-process", sk.oauth,
              oauth_env(sk, SASL_OAUTH_TOKEN_PROVIDER="tests.token_providers:StaticTokenProvider",
                        SASL_OAUTH_EXTENSIONS="") | {TOKEN_ENV: "not.a-valid.token"},
              ("rejected the OAUTHBEARER token", "invalid_token")),
-        Case("SCRAM with a wrong password", "produce", sk.scram,
+        Case("SCRAM with a wrong password", "produce-in-process", sk.scram,
              scram_env(sk, SASL_PASSWORD="wrong-" + sk.scram_password),
              ("rejected the SASL SCRAM-SHA-512 login", sk.scram_user)),
-        Case("SCRAM against the mTLS listener", "produce", sk.mtls,
+        Case("SCRAM against the mTLS listener", "produce-in-process", sk.mtls,
              scram_env(sk) | {k: v for k, v in mtls_env(sk).items() if "SSL_" in k},
              ("does not expect SASL",)),
     ]
 
 
-async def test_rejected_logins_stop_with_one_line_and_exit_2(
-        secure_kafka: SecureKafka, unique_topic_prefix: str, tmp_path: Path) -> None:
-    """Wrong or missing credentials: exit 2, one line, no traceback, no secret, no hang."""
+def test_rejected_logins_stop_with_one_line_and_exit_2(
+        secure_kafka: SecureKafka, unique_topic_prefix: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Wrong or missing credentials: exit 2, one line, no traceback, no secret, no hang.
+
+    `produce` and the worker run as real processes for one case; the other
+    cases call the same CLI entry point in this process, one after the other
+    (a fresh interpreter per case would cost seconds of CPU each).
+    """
     sk = secure_kafka
     source = events_file(tmp_path, "neg-1")
     cases = negative_cases(sk, tmp_path)
 
-    async def attempt(case: Case) -> CliRun:
+    def env_of(case: Case) -> dict[str, str]:
         d = SecuredDeployment(case.bootstrap, unique_topic_prefix, security=case.security)
-        env = d.env(app_id=f"{unique_topic_prefix}-app", data_dir=tmp_path / "state",
-                    web_enabled="false", startup_timeout=20)
-        args = ["produce", str(source)] if case.command == "produce" else ["worker"]
-        return await run_cli(args, env, timeout=60)
+        return d.env(app_id=f"{unique_topic_prefix}-app", data_dir=tmp_path / "state",
+                     web_enabled="false", startup_timeout=20)
 
-    runs = await asyncio.gather(*(attempt(c) for c in cases))
-    for case, run in zip(cases, runs, strict=True):
+    started = time.monotonic()
+    processes = {case.name: subprocess.Popen(
+        [PYTHON, "-m", "worker", *(["produce", str(source)] if case.command == "produce"
+                                   else ["worker"])],
+        cwd=REPO, env=env_of(case), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for case in cases if case.command in ("produce", "worker")}
+    runs: dict[str, CliRun] = {}
+    for case in cases:
+        if case.command != "produce-in-process":
+            continue
+        env = env_of(case)
+        with monkeypatch.context() as m:
+            for name in [n for n in os.environ if n.startswith("SESSIONWARDEN_")]:
+                m.delenv(name)
+            for name, value in env.items():
+                if name.startswith("SESSIONWARDEN_"):
+                    m.setenv(name, value)
+            t0 = time.monotonic()
+            code = main(["produce", str(source)])
+            out, err = capsys.readouterr()
+        runs[case.name] = CliRun(code, out, err, time.monotonic() - t0)
+    for name, proc in processes.items():
+        try:
+            out_b, err_b = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"{name}: still running after 60 s") from None
+        runs[name] = CliRun(proc.returncode, out_b.decode(errors="replace"),
+                            err_b.decode(errors="replace"), time.monotonic() - started)
+    for case in cases:
+        run = runs[case.name]
         lines = run.stderr.strip().splitlines()
         assert run.returncode == 2, (case.name, run.returncode, run.stderr[-2000:])
         assert lines and lines[-1].startswith("sessionwarden: "), (case.name, lines)
