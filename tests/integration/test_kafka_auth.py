@@ -311,6 +311,10 @@ def negative_cases(sk: SecureKafka, tmp_path: Path) -> list[Case]:
              oauth_env(sk, SASL_OAUTH_TOKEN_PROVIDER="tests.token_providers:StaticTokenProvider",
                        SASL_OAUTH_EXTENSIONS="") | {TOKEN_ENV: "not.a-valid.token"},
              ("rejected the OAUTHBEARER token", "invalid_token")),
+        Case("a token provider that fails", "produce-in-process", sk.oauth,
+             oauth_env(sk, SASL_OAUTH_TOKEN_PROVIDER="tests.token_providers:StaticTokenProvider",
+                       SASL_OAUTH_EXTENSIONS=""),  # no token in the environment: KeyError
+             ("the token provider", "StaticTokenProvider failed: KeyError", TOKEN_ENV)),
         Case("SCRAM with a wrong password", "produce-in-process", sk.scram,
              scram_env(sk, SASL_PASSWORD="wrong-" + sk.scram_password),
              ("rejected the SASL SCRAM-SHA-512 login", sk.scram_user)),

@@ -149,8 +149,14 @@ def describe(exc: BaseException, settings: Settings, address: str) -> tuple[bool
                       f"{_message(exc)}")
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, TimeoutError):
-        detail = "timed out"
-    return False, f"{address}: {detail}"
+        return False, f"{address}: timed out"
+    if isinstance(exc, OSError | errors.KafkaError):  # refused, reset, DNS, closed: retry
+        return False, f"{address}: {detail}"
+    if mechanism == "OAUTHBEARER":  # only a token provider runs our code in a login
+        return True, (f"the token provider {env('sasl_oauth_token_provider')}="
+                      f"{settings.sasl_oauth_token_provider} failed: "
+                      f"{type(exc).__name__}: {detail}")
+    return True, f"connecting to Kafka at {address} failed: {type(exc).__name__}: {detail}"
 
 
 def _tls_failure(err: ssl.SSLError, settings: Settings, address: str) -> str:
