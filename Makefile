@@ -26,7 +26,7 @@ run: venv
 	$(BIN)/sessionwarden replay $(DEMO) --out $(OUT)
 
 lint: venv
-	$(BIN)/ruff check detectors worker tests scripts bench data/generate_events.py
+	$(BIN)/ruff check detectors worker tests scripts bench data/generate_events.py data/generate_labelled.py
 	$(BIN)/mypy
 
 kafka-fetch:

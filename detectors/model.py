@@ -59,6 +59,8 @@ class SessionEvent:
     """ASN as supplied by the IdP (e.g. Okta's securityContext.asNumber)."""
     source: str = "native"
     """Input format the event was normalized from (native, auth0, okta, keycloak)."""
+    truncated: tuple[str, ...] = ()
+    """Descriptive fields cut to their size limit at decode time (e.g. user_agent)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -155,6 +157,10 @@ class Baseline:
     logged_out: bool = False
     events_seen: int = 0
     recent_event_ids: list[str] = field(default_factory=list)
+    position: tuple[str, int, int, int] | None = None
+    """Worker bookkeeping: (topic, partition, offset, index) of the last input event
+    taken in, so a Kafka re-delivery is recognised however long it is. Never set
+    by the engine, never set in replay."""
 
 
 @dataclass(slots=True, frozen=True)

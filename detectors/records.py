@@ -11,11 +11,8 @@ import hashlib
 from typing import Any
 
 from detectors.model import Baseline, EnrichedEvent, Finding
+from detectors.ocsf import build_alert
 from detectors.timefmt import format_time
-
-PRODUCT = {"name": "sessionwarden", "vendor_name": "sessionwarden", "version": "0.1.0"}
-OCSF_VERSION = "1.3.0"
-_SEVERITY_ID = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
 
 def stable_id(*parts: str) -> str:
@@ -52,24 +49,34 @@ def command(ev: EnrichedEvent, base: Baseline, kind: str, policy_version: str,
 
 def explanation(ev: EnrichedEvent, base: Baseline, policy_version: str,
                 findings: list[Finding], rules: list[str]) -> dict[str, Any]:
-    """Why a decision was taken: inputs, baseline vs current, policy version."""
+    """Why a decision was taken: inputs, baseline vs current, policy version.
+
+    The current user agent is the audit record's own `user_agent`; the
+    baseline's initial one is listed only when it differs, so a 1 KB user
+    agent appears once per record, not three times.
+    """
     e, n, a = ev.event, ev.network, ev.agent
+    ua = a.raw if a else None
+    baseline: dict[str, Any] = {
+        "initial_ip": base.initial_ip, "initial_asn": base.initial_asn,
+        "initial_country": base.initial_country, "initial_city": base.initial_city,
+        "last_ip": base.last_ip, "last_asn": base.last_asn,
+        "created_at": format_time(base.created_at),
+        "first_event_type": base.first_event_type,
+    }
+    if base.initial_user_agent != ua:
+        baseline["initial_user_agent"] = base.initial_user_agent
+    event: dict[str, Any] = {"event_id": e.event_id, "type": e.type.value, "source": e.source,
+                             "occurred_at": format_time(e.occurred_at)}
+    if e.truncated:
+        event["truncated"] = list(e.truncated)
     return {
         "policy_version": policy_version,
-        "event": {"event_id": e.event_id, "type": e.type.value, "source": e.source,
-                  "occurred_at": format_time(e.occurred_at)},
-        "baseline": {
-            "initial_ip": base.initial_ip, "initial_asn": base.initial_asn,
-            "initial_user_agent": base.initial_user_agent,
-            "initial_country": base.initial_country, "initial_city": base.initial_city,
-            "last_ip": base.last_ip, "last_asn": base.last_asn,
-            "created_at": format_time(base.created_at),
-            "first_event_type": base.first_event_type,
-        },
+        "event": event,
+        "baseline": baseline,
         "current": {
             "ip": n.ip, "asn": n.asn, "asn_source": n.asn_source, "as_org": n.as_org,
             "country": n.country, "city": n.city, "private": n.private,
-            "user_agent": a.raw if a else None,
         },
         "detections": [detection(f) for f in findings],
         "rules": rules,
@@ -104,92 +111,14 @@ def audit(cmd: dict[str, Any], ev: EnrichedEvent, description: str,
     }
 
 
-def _endpoint(ip: str | None, asn: int | None, country: str | None, city: str | None,
-              lat: float | None, lon: float | None, as_org: str | None = None) -> dict[str, Any]:
-    return {
-        "ip": ip,
-        "location": {"country": country, "city": city, "lat": lat, "long": lon},
-        "autonomous_system": {"number": asn, "name": as_org},
-    }
-
-
 def alert(f: Finding, ev: EnrichedEvent, base: Baseline, policy_version: str,
-          cmd_id: str | None) -> dict[str, Any]:
-    """An OCSF 1.3 Detection Finding (class 2004) for one finding.
+          cmd_id: str | None, response: str | None = None) -> dict[str, Any]:
+    """An OCSF Detection Finding for one finding (built by `detectors.ocsf`).
 
-    Carries user, session, both endpoints with geo/ASN and both user agents as
-    observables, so a SOC dashboard needs no second lookup.
+    `response` is what was done to the session ("revoke", "step_up"); by
+    default a revoke when this event's command revoked it, else none (alert).
     """
-    e, n = ev.event, ev.network
-    ua = ev.agent.raw if ev.agent else None
-    uid = stable_id(e.event_id, f.detector, f.kind)
-    sev = _SEVERITY_ID.get(f.severity, 0)
-    observables: list[dict[str, Any]] = [
-        {"name": "actor.user.uid", "type_id": 4, "type": "User Name", "value": e.user_id},
-        {"name": "actor.session.uid", "type_id": 10, "type": "Resource UID",
-         "value": e.session.id},
-        {"name": "src_endpoint.ip", "type_id": 2, "type": "IP Address", "value": n.ip},
-        {"name": "evidences.src_endpoint.ip", "type_id": 2, "type": "IP Address",
-         "value": base.initial_ip},
-    ]
-    if ua:
-        observables.append({"name": "http_request.user_agent", "type_id": 16,
-                            "type": "HTTP User-Agent", "value": ua})
-    if base.initial_user_agent and base.initial_user_agent != ua:
-        observables.append({"name": "evidences.http_request.user_agent", "type_id": 16,
-                            "type": "HTTP User-Agent", "value": base.initial_user_agent})
-    return {
-        "class_uid": 2004,
-        "class_name": "Detection Finding",
-        "category_uid": 2,
-        "category_name": "Findings",
-        "activity_id": 1,
-        "activity_name": "Create",
-        "type_uid": 200401,
-        "type_name": "Detection Finding: Create",
-        "time": e.occurred_at,
-        "time_dt": format_time(e.occurred_at),
-        "severity_id": sev,
-        "severity": f.severity.capitalize(),
-        "status_id": 1,
-        "status": "New",
-        "is_alert": True,
-        "message": f"{f.detector}{'/' + f.kind if f.kind else ''}: {f.reason}",
-        "metadata": {"version": OCSF_VERSION, "product": PRODUCT, "uid": uid,
-                     "correlation_uid": e.session.id, "tenant_uid": e.tenant or base.tenant},
-        "finding_info": {
-            "uid": uid,
-            "title": f"Session {f.detector.replace('_', ' ')}"
-                     f"{' (' + f.kind.replace('_', ' ') + ')' if f.kind else ''}",
-            "desc": f.reason,
-            "types": [f.detector] + ([f.kind] if f.kind else []),
-            "analytic": {"uid": f.detector, "name": f.detector, "type_id": 1, "type": "Rule"},
-            "first_seen_time": base.created_at,
-            "last_seen_time": e.occurred_at,
-            "related_events": [{"uid": e.event_id, "type": e.type.value}],
-        },
-        "actor": {
-            "user": {"uid": e.user_id or base.user_id},
-            "session": {"uid": e.session.id, "created_time": base.created_at},
-            "app_uid": e.client_id,
-        },
-        "src_endpoint": _endpoint(n.ip, n.asn, n.country, n.city, n.latitude, n.longitude,
-                                  n.as_org),
-        "http_request": {"user_agent": ua},
-        "evidences": [{
-            "src_endpoint": _endpoint(base.initial_ip, base.initial_asn, base.initial_country,
-                                      base.initial_city, base.initial_latitude,
-                                      base.initial_longitude),
-            "http_request": {"user_agent": base.initial_user_agent},
-            "data": f.evidence,
-        }],
-        "observables": observables,
-        "unmapped": {
-            "action": f.action,
-            "command_id": cmd_id,
-            "detector": f.detector,
-            "kind": f.kind or None,
-            "policy_version": policy_version,
-            "event_source": e.source,
-        },
-    }
+    if response is None and cmd_id is not None and base.revoked:
+        response = "revoke"
+    uid = stable_id(ev.event.event_id, f.detector, f.kind)
+    return build_alert(f, ev, base, policy_version, uid, cmd_id, response)

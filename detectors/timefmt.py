@@ -14,7 +14,7 @@ from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
     r"\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?"
 )
 MAX_MS = 253402300799999
@@ -59,20 +59,24 @@ def _parse_text(value: str) -> int:
     if m is None:
         raise TimeFormatError(f"unparseable time: {value!r}")
     year, month, day, hour, minute, second, frac, tz = m.groups()
+    leap = second == "60"  # RFC 3339 allows a leap second; POSIX time folds it forward
     try:
         dt = datetime(int(year), int(month), int(day), int(hour), int(minute),
-                      int(second or 0), tzinfo=UTC)
+                      59 if leap else int(second or 0), tzinfo=UTC)
     except ValueError as exc:
         raise TimeFormatError(f"invalid time {value!r}: {exc}") from None
     millis = int((frac or "0")[:3].ljust(3, "0"))
     offset = 0
     if tz and tz[0] in "+-":
         digits = tz[1:].replace(":", "")
-        offset = (int(digits[:2]) * 60 + int(digits[2:])) * 60_000
+        hours, minutes = int(digits[:2]), int(digits[2:])
+        if hours > 23 or minutes > 59:  # RFC 3339 time-numoffset: 00-23 ":" 00-59
+            raise TimeFormatError(f"invalid UTC offset {tz!r} in {value!r}")
+        offset = (hours * 60 + minutes) * 60_000
         if tz[0] == "-":
             offset = -offset
     delta = dt - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + millis - offset
+    return (delta.days * 86_400 + delta.seconds + leap) * 1000 + millis - offset
 
 
 @lru_cache(maxsize=8192)

@@ -55,7 +55,8 @@ def baseline_from_bytes(data: bytes) -> Baseline:
         values = dict(zip(_BASELINE_NAMES, raw[1:], strict=False))
     else:
         values = {k: v for k, v in raw.items() if k in _BASELINE_FIELDS}
-    version = values.get("last_agent_version")
-    if version is not None:
-        values["last_agent_version"] = tuple(version)
+    for name in ("last_agent_version", "position"):
+        value = values.get(name)
+        if value is not None:
+            values[name] = tuple(value)
     return Baseline(**values)

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from detectors import Baseline, Policy, SessionEvent, evaluate
+from worker.codec import dumps
 from worker.enrich import Enricher
 from worker.formats import Invalid, Skip, decode_line
 from worker.policy_file import load_policy
-from worker.settings import Settings
+from worker.settings import DecisionSettings
+
+if TYPE_CHECKING:
+    from worker.signals.tokens import Signer
 
 RAW_LIMIT = 65536
 """Dead letters keep at most this many bytes of the original record (as text)."""
+MAX_OUTPUT_BYTES = 1024 * 1024
+"""Default largest output record; the worker passes its topics' limit."""
 
 
 class BaselineStore(Protocol):
@@ -29,20 +35,31 @@ class BaselineStore(Protocol):
     def __setitem__(self, key: str, value: Baseline, /) -> None: ...
 
 
+Record = tuple[bytes | None, bytes]
+"""An output record as it goes on the wire: (Kafka key = session id, JSON value)."""
+
+
 @dataclass(slots=True)
 class Outputs:
-    """Records produced for the four output streams, in input order."""
+    """Records produced for the output streams, in input order, already serialized.
 
-    commands: list[dict[str, Any]] = field(default_factory=list)
-    audit: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    Serialized once, here: replay writes the same bytes the worker publishes,
+    and the size of every record is known before its decision is kept.
+    """
+
+    commands: list[Record] = field(default_factory=list)
+    audit: list[Record] = field(default_factory=list)
+    alerts: list[Record] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[Record] = field(default_factory=list)
+    """Signed CAEP SET records (worker/signals/), when a signer is configured."""
 
     def clear(self) -> None:
         self.commands.clear()
         self.audit.clear()
         self.alerts.clear()
         self.dead.clear()
+        self.signals.clear()
 
 
 @dataclass(slots=True)
@@ -54,10 +71,13 @@ class Stats:
     events_skipped: int = 0
     dead_letters: int = 0
     duplicates: int = 0
+    redelivered: int = 0
+    """Kafka re-deliveries recognised by input position (never in replay)."""
     suppressed: int = 0
     commands: int = 0
     audit_events: int = 0
     alerts: int = 0
+    signals: int = 0
     commands_by_type: Counter[str] = field(default_factory=Counter)
     findings_by_detector: Counter[str] = field(default_factory=Counter)
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
@@ -73,6 +93,7 @@ class Stats:
             "dead_letters": self.dead_letters,
             "commands": self.commands,
             "alerts": self.alerts,
+            "signals": self.signals,
             "audit_events": self.audit_events,
             "duplicates": self.duplicates,
             "suppressed": self.suppressed,
@@ -102,25 +123,38 @@ def dead_letter(raw: bytes, reason: str, source: str, origin: dict[str, Any]) ->
 class Pipeline:
     """Runs records through the decision core against a baseline store."""
 
-    def __init__(self, enricher: Enricher, policy: Policy, fmt: str = "auto") -> None:
+    def __init__(self, enricher: Enricher, policy: Policy, fmt: str = "auto",
+                 signer: Signer | None = None,
+                 max_output_bytes: int = MAX_OUTPUT_BYTES) -> None:
         self.enricher = enricher
         self.policy = policy
         self.fmt = fmt
+        self.signer = signer
+        self.max_output_bytes = max_output_bytes
         self.stats = Stats()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
-        """The pipeline replay and the worker both build from the same settings."""
+    def from_settings(cls, settings: DecisionSettings, *,
+                      ephemeral_key_ok: bool = False) -> Pipeline:
+        """The pipeline replay and the worker both build from the same settings.
+
+        Signals are signed with the configured key; only replay may fall back
+        to an ephemeral one (`Signer.from_settings`).
+        """
+        from worker.signals.tokens import Signer  # noqa: PLC0415 - joserfc only when used
+
+        limit = getattr(settings, "max_output_bytes", MAX_OUTPUT_BYTES)
         return cls(Enricher.from_settings(settings), load_policy(settings.policy_file),
-                   settings.input_format)
+                   settings.input_format,
+                   Signer.from_settings(settings, ephemeral_ok=ephemeral_key_ok), limit)
 
     def process(self, raw: bytes, origin: dict[str, Any], store: BaselineStore,
                 out: Outputs) -> None:
         """Process one input record (a line or a Kafka message value)."""
-        for outcome in decode_line(raw, self.fmt):
+        for index, outcome in enumerate(decode_line(raw, self.fmt)):
             self.stats.events_read += 1
             if isinstance(outcome, SessionEvent):
-                self.process_event(outcome, store, out)
+                self.process_event(outcome, store, out, raw, origin, index)
             elif isinstance(outcome, Skip):
                 self.stats.events_skipped += 1
                 self.stats.skipped_by_reason[outcome.reason] += 1
@@ -132,29 +166,98 @@ class Pipeline:
         self.stats.dead_by_reason[f"{outcome.source}: {_reason_class(outcome.reason)}"] += 1
         out.dead.append(dead_letter(raw, outcome.reason, outcome.source, origin))
 
-    def process_event(self, event: SessionEvent, store: BaselineStore, out: Outputs) -> None:
-        """Enrich and evaluate one normalized event; store the new baseline."""
+    def process_event(self, event: SessionEvent, store: BaselineStore, out: Outputs,
+                      raw: bytes = b"", origin: dict[str, Any] | None = None,
+                      index: int = 0) -> None:
+        """Enrich and evaluate one normalized event; store the new baseline.
+
+        The baseline is stored only once the decision's records are known to
+        fit their topics: a decision that cannot be published must not be
+        remembered (its commands would be lost), so it becomes a dead letter.
+        """
         stats = self.stats
-        stats.events_processed += 1
-        stats.processed_by_source[event.source] += 1
         key = event.session.id
-        decision = evaluate(self.enricher.enrich(event), store.get(key), self.policy)
+        baseline = store.get(key)
+        position = input_position(origin, index)
+        if baseline is not None and already_processed(baseline, position, event.occurred_at):
+            stats.events_processed += 1
+            stats.processed_by_source[event.source] += 1
+            stats.redelivered += 1
+            return
+        decision = evaluate(self.enricher.enrich(event), baseline, self.policy)
         if decision.duplicate:
+            stats.events_processed += 1
+            stats.processed_by_source[event.source] += 1
             stats.duplicates += 1
             return
+        sid = key.encode()
+        commands = [(sid, dumps(r)) for r in decision.commands]
+        audit = [(sid, dumps(r)) for r in decision.audit]
+        alerts = [(sid, dumps(r)) for r in decision.alerts]
+        signals: list[Record] = []
+        if self.signer is not None and (decision.commands or decision.findings):
+            base = decision.baseline
+            signals = [(sid, dumps(r)) for r in self.signer.records(
+                decision.commands, decision.findings, event_id=event.event_id,
+                session_id=key, user_id=event.user_id or base.user_id,
+                tenant=event.tenant or base.tenant, occurred_at=event.occurred_at,
+                policy_version=self.policy.version)]
+        largest = max((len(v) for _k, v in (*commands, *audit, *alerts, *signals)), default=0)
+        if largest > self.max_output_bytes:
+            self._dead(raw, Invalid(f"output record too large: {largest:,} bytes (limit "
+                                    f"{self.max_output_bytes:,})", event.source),
+                       origin or {}, out)
+            return
+        stats.events_processed += 1
+        stats.processed_by_source[event.source] += 1
+        if position is not None:
+            decision.baseline.position = position
         store[key] = decision.baseline
         if decision.suppressed == "session already revoked":
             stats.suppressed += 1
-        if decision.commands:
-            out.commands.extend(decision.commands)
-            stats.commands += len(decision.commands)
+        if commands:
+            out.commands.extend(commands)
+            stats.commands += len(commands)
             for cmd in decision.commands:
                 stats.commands_by_type[cmd["type"]] += 1
-        if decision.audit:
-            out.audit.extend(decision.audit)
-            stats.audit_events += len(decision.audit)
-        if decision.alerts:
-            out.alerts.extend(decision.alerts)
-            stats.alerts += len(decision.alerts)
+        if audit:
+            out.audit.extend(audit)
+            stats.audit_events += len(audit)
+        if alerts:
+            out.alerts.extend(alerts)
+            stats.alerts += len(alerts)
+        if signals:
+            out.signals.extend(signals)
+            stats.signals += len(signals)
         for f in decision.findings:
             stats.findings_by_detector[f"{f.detector}:{f.action}"] += 1
+
+
+def input_position(origin: dict[str, Any] | None,
+                   index: int) -> tuple[str, int, int, int] | None:
+    """Where an event sits in a Kafka input: (topic, partition, offset, index in record)."""
+    if not origin:
+        return None
+    topic, partition, offset = origin.get("topic"), origin.get("partition"), origin.get("offset")
+    if not isinstance(topic, str) or not isinstance(partition, int) or \
+            not isinstance(offset, int):
+        return None
+    return (topic, partition, offset, index)
+
+
+def already_processed(baseline: Baseline, position: tuple[str, int, int, int] | None,
+                      occurred_at: int) -> bool:
+    """A Kafka re-delivery of an event the session's baseline already contains.
+
+    After a crash, Kafka re-delivers everything after the last committed
+    offset; the engine's window of 32 recent event ids cannot recognise a
+    longer run, so older events would be decided again against a newer
+    baseline (replay never does that). The baseline therefore remembers the
+    input position of the last event it took in: an event at or before it,
+    on the same topic-partition and no newer than the session's last
+    interaction, is one it has seen. The time condition keeps a re-created
+    topic (whose offsets restart at 0) from swallowing genuinely new events.
+    """
+    last = baseline.position
+    return (position is not None and last is not None and position[:2] == last[:2]
+            and position[2:] <= last[2:] and occurred_at <= baseline.last_interacted_at)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from detectors import Baseline, Policy
 from worker.codec import dumps_line, dumps_pretty
@@ -30,8 +30,13 @@ from worker.inputs import InputFile, check_inputs, is_terminal
 from worker.inputs import iter_records as iter_input_records
 from worker.pipeline import Outputs, Pipeline
 
-OUTPUT_FILES = ("commands.jsonl", "audit.jsonl", "alerts.jsonl", "dead_letter.jsonl")
+if TYPE_CHECKING:
+    from worker.signals.tokens import Signer
+
+OUTPUT_FILES = ("commands.jsonl", "audit.jsonl", "alerts.jsonl", "dead_letter.jsonl",
+                "signals.jsonl")
 SUMMARY = "summary.json"
+JWKS_FILE = "jwks.json"
 FLUSH_EVERY = 2048
 
 
@@ -108,15 +113,21 @@ class OutputDir:
 
 
 def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Policy,
-           enricher: Enricher, fmt: str = "auto",
-           progress_stream: IO[str] | None = None) -> dict[str, Any]:
-    """Replay files in order into out_dir (atomically); returns the summary dict."""
+           enricher: Enricher, fmt: str = "auto", progress_stream: IO[str] | None = None,
+           signer: Signer | None = None) -> dict[str, Any]:
+    """Replay files in order into out_dir (atomically); returns the summary dict.
+
+    With a signer, `signals.jsonl` holds the signed SETs and `jwks.json` the
+    public key that verifies them; without one, `signals.jsonl` stays empty.
+    """
     inputs = [f if isinstance(f, InputFile) else check_inputs([f], out_dir)[0] for f in files]
     check_inputs([i.path for i in inputs if i.path is not None], out_dir)
-    target = OutputDir(out_dir, [*OUTPUT_FILES, SUMMARY])
+    target = OutputDir(out_dir, [*OUTPUT_FILES, SUMMARY, JWKS_FILE])
     try:
-        summary = _run(inputs, target, policy, enricher, fmt, progress_stream)
-        (target.path(SUMMARY)).write_bytes(dumps_pretty(summary))
+        summary = _run(inputs, target, policy, enricher, fmt, progress_stream, signer)
+        if signer is not None:
+            target.path(JWKS_FILE).write_bytes(dumps_pretty(signer.jwks()))
+        target.path(SUMMARY).write_bytes(dumps_pretty(summary))
     except BaseException:
         target.abort()
         raise
@@ -125,8 +136,8 @@ def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Polic
 
 
 def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enricher: Enricher,
-         fmt: str, progress_stream: IO[str] | None) -> dict[str, Any]:
-    pipeline = Pipeline(enricher, policy, fmt)
+         fmt: str, progress_stream: IO[str] | None, signer: Signer | None) -> dict[str, Any]:
+    pipeline = Pipeline(enricher, policy, fmt, signer)
     store: dict[str, Baseline] = {}
     outputs = Outputs()
     total = sum(i.size for i in inputs)
@@ -153,9 +164,11 @@ def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enriche
 
 
 def _flush(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
-    for records, sink in zip((outputs.commands, outputs.audit, outputs.alerts, outputs.dead),
-                             sinks, strict=True):
+    commands, audit, alerts, dead, signals = sinks
+    for records, sink in ((outputs.commands, commands), (outputs.audit, audit),
+                          (outputs.alerts, alerts), (outputs.signals, signals)):
         if records:
-            sink.write(b"".join(map(dumps_line, records)))
+            sink.write(b"".join(value + b"\n" for _key, value in records))
+    if outputs.dead:
+        dead.write(b"".join(map(dumps_line, outputs.dead)))
     outputs.clear()
-

@@ -58,6 +58,26 @@ class DecisionSettings(BaseSettings):
         default=None, description="Anonymous-IP db; unset = bundled test db; '' = none")
     pyasn_db: str | None = Field(
         default=None, description="pyasn IPASN file; unset = bundled 2014 table; '' = none")
+    netclass_dir: Path | None = Field(
+        default=None, description="hosting/mobile ASN lists (docs/netclass.md); bundled if unset")
+    isp_db: str | None = Field(default=None,
+                               description="MaxMind-format GeoIP2-ISP database (optional)")
+    connection_type_db: str | None = Field(
+        default=None, description="MaxMind-format GeoIP2-Connection-Type database (optional)")
+
+    # Session signals: CAEP Security Event Tokens, made by replay and the worker alike
+    signals_enabled: bool | None = Field(
+        default=None, description="None: on when a signing key is set (replay: always)")
+    signals_issuer: str = Field(default="https://sessionwarden.invalid/",
+                                description="iss of the SETs: the transmitter's https URL")
+    signals_audience: str | None = Field(default=None,
+                                         description="aud of the SETs (comma-separated)")
+    signals_user_issuer: str | None = Field(
+        default=None, description="IdP issuer URL ({tenant} allowed): users become iss_sub")
+    signing_key_file: Path | None = Field(default=None, description="RS256 private key (PEM)")
+    signing_key: SecretStr | None = Field(default=None,
+                                          description="RS256 private key as PEM text")
+    signing_kid: str | None = Field(default=None, description="kid; default RFC 7638 thumbprint")
 
 
 class Settings(DecisionSettings):
@@ -139,3 +159,18 @@ class Settings(DecisionSettings):
                                 description="create missing topics at worker start-up")
     log_level: LogLevel = "INFO"
     log_format: LogFormat = Field(default="json", description="json|text")
+
+    # Session signals topics and RFC 8935 push delivery (docs/outputs.md, worker/signals/)
+    signals_topic: str = "session-signals"
+    signals_dlq_topic: str = Field(default="session-signals-dlq",
+                                   description="SETs a receiver rejected (push-signals)")
+    push_endpoint: str | None = Field(default=None,
+                                      description="SSF receiver URL for RFC 8935 push")
+    push_authorization: SecretStr | None = Field(
+        default=None, description="Authorization header value sent to the receiver")
+    push_group: str | None = Field(default=None,
+                                   description="consumer group of push-signals (app_id-push)")
+    push_timeout: float = Field(default=10.0, gt=0)
+    push_max_attempts: int = Field(default=8, ge=1, description="tries per SET before exiting")
+    push_backoff: float = Field(default=0.5, gt=0, description="first retry delay, doubling")
+    push_backoff_max: float = Field(default=30.0, gt=0)

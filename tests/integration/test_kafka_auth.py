@@ -45,7 +45,7 @@ from tests.secure_kafka import SecureKafka
 from tests.token_providers import TOKEN_ENV
 from worker.cli import main
 from worker.kafka.client import aiokafka_security
-from worker.kafka.preflight import check_kafka_login
+from worker.kafka.preflight import check_login
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.kafka]
@@ -261,7 +261,7 @@ async def test_sasl_plain_password_is_redacted_from_aiokafka_debug_log(
     sk = secure_kafka
     settings = settings_of(scram_env(sk, SASL_MECHANISM="PLAIN"), sk.scram)
     caplog.set_level(logging.DEBUG, logger="aiokafka")
-    await check_kafka_login(settings)
+    await check_login(settings)
     producer = AIOKafkaProducer(bootstrap_servers=sk.scram, **aiokafka_security(settings))
     await producer.start()
     try:

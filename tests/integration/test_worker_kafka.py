@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from tests.caep import verify
 from tests.integration.worker_harness import (
     Collector,
     Deployment,
@@ -30,7 +31,7 @@ from tests.integration.worker_harness import (
     replay_expected,
     write_lines,
 )
-from worker.kafka.client import ensure_topics
+from worker.kafka.startup import prepare_topics
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]
@@ -38,7 +39,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]
 
 def output_topics(d: Deployment, *extra: str) -> dict[str, int]:
     t = d.topics
-    return {t[k]: d.partitions for k in ("commands", "audit", "alerts", "dlq")} | dict.fromkeys(
+    return {t[k]: d.partitions for k in ("commands", "audit", "alerts", "dlq", "signals")} | \
+        dict.fromkeys(
         extra, d.partitions)
 
 
@@ -66,14 +68,20 @@ async def test_end_to_end_worker_publishes_what_replay_writes(
             await c.wait_for(outputs_complete(c, d, expected), what="replay's outputs")
             await c.settle()
             counts = assert_same_decisions(c, d, expected)
+            assert counts["signals"] == len(expected.signals) > 0
             inputs = c.records[d.topics["input"]]
             outputs = [r for t, rs in c.records.items() if t != d.topics["input"] for r in rs]
             span = (max(r.timestamp for r in outputs) - min(r.timestamp for r in inputs)) / 1000
         metrics = worker.metrics()
         status, health = worker.health()
+        jwks_status, jwks_body = worker.get("/jwks.json")
     finally:
         assert worker.terminate() == 0, worker.tail()
     assert status == 200 and health["status"] == "ready"
+    assert jwks_status == 200  # the JWKS a receiver fetches verifies what was published
+    jwks = orjson.loads(jwks_body)
+    for value in c.records[d.topics["signals"]][:20]:
+        verify(orjson.loads(value.value)["set"], jwks)
     for name in ("sessionwarden_events_total", "sessionwarden_commands_total",
                  "sessionwarden_dlq_records_total", "sessionwarden_batch_duration_seconds",
                  "sessionwarden_event_latency_seconds", "sessionwarden_consumer_lag"):
@@ -210,8 +218,10 @@ async def test_poison_messages_go_to_the_dlq_and_do_not_stall_the_partition(
     settings = Settings(broker=kafka_bootstrap, input_topic=d.topics["input"],
                         commands_topic=d.topics["commands"], audit_topic=d.topics["audit"],
                         alerts_topic=d.topics["alerts"], dlq_topic=d.topics["dlq"],
+                        signals_topic=d.topics["signals"],
+                        signals_dlq_topic=d.topics["signals_dlq"],
                         topic_partitions=d.partitions)
-    await ensure_topics(settings)  # the worker would do it too; the producer needs them now
+    await prepare_topics(settings)  # the worker would do it too; the producer needs them now
     worker = WorkerProcess(d, f"{unique_topic_prefix}-app", tmp_path / "state",
                            tmp_path / "worker.log").start()
     big = os.urandom(1024 * 1024)

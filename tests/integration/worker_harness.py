@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +33,7 @@ from worker.enrich import Enricher
 from worker.policy_file import load_policy
 from worker.replay import replay
 from worker.settings import Settings
+from worker.signals.tokens import Signer
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -38,6 +41,20 @@ _LIVE: list[WorkerProcess] = []
 """Started worker processes; a timed-out wait dumps their stacks (post-mortem)."""
 UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36")
+
+
+@functools.cache
+def signing_key_file() -> Path:
+    """One RS256 test key per test session, shared by replay and the workers."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = Path(tempfile.mkdtemp(prefix="sessionwarden-key-")) / "set-signing.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return path
 
 
 def free_port() -> int:
@@ -93,7 +110,8 @@ class Deployment:
     def topics(self) -> dict[str, str]:
         p = self.prefix
         return {"input": f"{p}-events", "commands": f"{p}-commands", "audit": f"{p}-audit",
-                "alerts": f"{p}-alerts", "dlq": f"{p}-events-dlq"}
+                "alerts": f"{p}-alerts", "dlq": f"{p}-events-dlq", "signals": f"{p}-signals",
+                "signals_dlq": f"{p}-signals-dlq"}
 
     def changelog(self, app_id: str) -> str:
         return f"{app_id}-baselines-changelog"
@@ -105,7 +123,9 @@ class Deployment:
             "SESSIONWARDEN_BROKER": self.bootstrap,
             "SESSIONWARDEN_INPUT_TOPIC": t["input"], "SESSIONWARDEN_COMMANDS_TOPIC": t["commands"],
             "SESSIONWARDEN_AUDIT_TOPIC": t["audit"], "SESSIONWARDEN_ALERTS_TOPIC": t["alerts"],
-            "SESSIONWARDEN_DLQ_TOPIC": t["dlq"],
+            "SESSIONWARDEN_DLQ_TOPIC": t["dlq"], "SESSIONWARDEN_SIGNALS_TOPIC": t["signals"],
+            "SESSIONWARDEN_SIGNALS_DLQ_TOPIC": t["signals_dlq"],
+            "SESSIONWARDEN_SIGNING_KEY_FILE": str(signing_key_file()),
             "SESSIONWARDEN_TOPIC_PARTITIONS": str(self.partitions),
             # Test tuning: fast group joins and failover (NOTES.md), not production values.
             "SESSIONWARDEN_BROKER_SESSION_TIMEOUT": "2",
@@ -156,7 +176,7 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR1)
 
-    def _get(self, path: str) -> tuple[int, bytes]:
+    def get(self, path: str) -> tuple[int, bytes]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
                                         timeout=2) as resp:
@@ -167,11 +187,11 @@ class WorkerProcess:
             return 0, b""
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        status, body = self._get("/health")
+        status, body = self.get("/health")
         return status, (orjson.loads(body) if body else {})
 
     def metrics(self) -> str:
-        return self._get("/metrics")[1].decode()
+        return self.get("/metrics")[1].decode()
 
     def input_partitions(self) -> set[int]:
         status, body = self.health()
@@ -304,6 +324,7 @@ class Expected:
     alerts: list[bytes]
     dead: int
     summary: dict[str, Any]
+    signals: list[bytes]
 
     @property
     def command_ids(self) -> list[str]:
@@ -311,15 +332,17 @@ class Expected:
 
 
 def replay_expected(path: Path, out: Path) -> Expected:
-    settings = Settings()
+    """`sessionwarden replay` of the file, signing with the workers' key."""
+    settings = Settings(signing_key_file=signing_key_file())
     summary = replay([path], out, load_policy(settings.policy_file),
-                     Enricher.from_settings(settings))
+                     Enricher.from_settings(settings),
+                     signer=Signer.from_settings(settings, ephemeral_ok=False))
 
     def lines(name: str) -> list[bytes]:
         return (out / name).read_bytes().splitlines()
 
     return Expected(lines("commands.jsonl"), lines("audit.jsonl"), lines("alerts.jsonl"),
-                    len(lines("dead_letter.jsonl")), summary)
+                    len(lines("dead_letter.jsonl")), summary, lines("signals.jsonl"))
 
 
 def outputs_complete(c: Collector, d: Deployment, e: Expected) -> Callable[[], bool]:
@@ -329,7 +352,8 @@ def outputs_complete(c: Collector, d: Deployment, e: Expected) -> Callable[[], b
     def done() -> bool:
         ids = {orjson.loads(r.value)["command_id"] for r in c.records[t["commands"]]}
         return (len(ids) >= len(set(e.command_ids)) and c.count(t["audit"]) >= len(e.audit)
-                and c.count(t["alerts"]) >= len(e.alerts) and c.count(t["dlq"]) >= e.dead)
+                and c.count(t["alerts"]) >= len(e.alerts) and c.count(t["dlq"]) >= e.dead
+                and c.count(t["signals"]) >= len(e.signals))
     return done
 
 
@@ -371,15 +395,20 @@ def assert_same_decisions(c: Collector, d: Deployment, e: Expected, *,
     assert live == want
     audit = [r.value for r in c.records[t["audit"]]]
     alerts = [r.value for r in c.records[t["alerts"]]]
+    signals = [r.value for r in c.records[t["signals"]]]
+    for r in c.records[t["signals"]]:  # keyed by session, like every output
+        assert r.key == orjson.loads(r.value)["session_id"].encode()
     dlq = c.records[t["dlq"]]
     if redelivered:
         assert set(audit) == set(e.audit) and set(alerts) == set(e.alerts)
+        assert set(signals) == set(e.signals)
         origins = {(r.headers["sessionwarden.origin.partition"],
                     r.headers["sessionwarden.origin.offset"]) for r in dlq}
         assert len(origins) == e.dead
     else:
         assert len(commands) == len(e.commands), "no duplicates without a failure"
         assert Counter(audit) == Counter(e.audit) and Counter(alerts) == Counter(e.alerts)
+        assert Counter(signals) == Counter(e.signals), "signals: same bytes as replay"
         assert len(dlq) == e.dead
     return {"commands": len(commands), "distinct_commands": len(contents),
-            "duplicates": len(commands) - len(contents)}
+            "duplicates": len(commands) - len(contents), "signals": len(signals)}

@@ -83,9 +83,11 @@ def test_ip_change_inside_one_network_only_alerts_by_default() -> None:
     assert [len(d.alerts) for d in ds] == [0, 1, 0]  # one alert per new IP, not per event
     alert = ds[1].alerts[0]
     assert alert["class_uid"] == 2004
-    assert alert["unmapped"]["action"] == "alert"
-    assert alert["src_endpoint"]["ip"] == "89.160.20.113"
-    assert alert["evidences"][0]["src_endpoint"]["ip"] == "89.160.20.112"
+    assert alert["unmapped"]["sessionwarden"]["finding_action"] == "alert"
+    assert alert["disposition"] == "Detected"
+    current, baseline = alert["evidences"]
+    assert current["src_endpoint"]["ip"] == "89.160.20.113"
+    assert baseline["src_endpoint"]["ip"] == "89.160.20.112"
 
 
 def test_seed_connection_timeout_sets_absolute_expiry_from_created_at() -> None:
@@ -256,7 +258,9 @@ def test_revoke_reports_every_finding_and_one_alert_each() -> None:
     [cmd] = commands(ds)
     assert [d["detector"] for d in cmd["detections"]] == ["asn_binding", "ip_binding", "ua_drift"]
     assert len(ds[1].alerts) == 3
-    assert {a["unmapped"]["command_id"] for a in ds[1].alerts} == {cmd["command_id"]}
+    assert {a["unmapped"]["sessionwarden"]["command_id"] for a in ds[1].alerts} == {
+        cmd["command_id"]}
+    assert {a["disposition"] for a in ds[1].alerts} == {"Access Revoked"}
 
 
 # --- user-agent drift -----------------------------------------------------------------------

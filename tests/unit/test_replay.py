@@ -32,7 +32,7 @@ def write(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
-def test_replay_writes_five_files_and_a_consistent_summary(tmp_path: Path) -> None:
+def test_replay_writes_its_files_and_a_consistent_summary(tmp_path: Path) -> None:
     src = write(tmp_path / "in.jsonl", [
         native(1, "s1", "89.160.20.112"),
         native(2, "s1", "216.160.83.56", "silent_auth"),
@@ -41,7 +41,8 @@ def test_replay_writes_five_files_and_a_consistent_summary(tmp_path: Path) -> No
     ])
     out = tmp_path / "out"
     assert main(["replay", str(src), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUT_FILES, "summary.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*OUTPUT_FILES, "summary.json", "jwks.json"])
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["events_read"] == 4
     assert summary["events_processed"] == 3

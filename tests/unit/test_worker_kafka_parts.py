@@ -80,9 +80,13 @@ def test_topic_plan_copartitions_everything_and_sizes_input_and_dlq() -> None:
     plan = topic_plan(s, partitions=6)
     assert set(plan.partitions.values()) == {6}
     assert set(plan.partitions) == {"session-events", "session-commands", "session-audit",
-                                    "session-alerts", "session-events-dlq"}
+                                    "session-alerts", "session-events-dlq", "session-signals",
+                                    "session-signals-dlq"}
+    out = {"max.message.bytes": str(s.max_output_bytes)}
     assert plan.configs == {"session-events": {"max.message.bytes": "5000000"},
-                            "session-events-dlq": {"max.message.bytes": "5000000"}}
+                            "session-events-dlq": {"max.message.bytes": "5000000"},
+                            "session-commands": out, "session-audit": out, "session-alerts": out,
+                            "session-signals": out, "session-signals-dlq": out}
 
 
 def test_produce_keys_by_normalized_session_and_keeps_the_original_bytes() -> None:
@@ -160,8 +164,28 @@ def test_json_log_lines_carry_extras_and_exceptions() -> None:
 
         record.exc_info = sys.exc_info()
     assert "ValueError: bad" in orjson.loads(fmt.format(record))["exc"]
-    assert logging_config("INFO", "text") is None
-    assert logging_config("debug", "json")["root"]["level"] == "DEBUG"  # type: ignore[index]
+    assert logging_config("INFO", "text")["handlers"]["default"]["formatter"] == "text"
+    assert logging_config("debug", "json")["root"]["level"] == "DEBUG"
+
+
+def test_repeated_errors_are_rate_limited_with_a_count() -> None:
+    """A broker outage once wrote 17,814 identical ERROR lines in 13 s (issue 8)."""
+    from worker.logs import RepeatFilter  # noqa: PLC0415
+
+    f = RepeatFilter(window=10.0)
+
+    def record(at: float, msg: str = "Unable connect to %r: %r") -> logging.LogRecord:
+        r = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, msg, ("node", "x"), None)
+        r.created = at
+        return r
+
+    passed = [r for r in (record(1000 + i * 0.0005) for i in range(17_814)) if f.filter(r)]
+    assert len(passed) == 1
+    later = record(1011.0)
+    assert f.filter(later) and later.repeated == 17_813  # type: ignore[attr-defined]
+    assert f.filter(record(1011.5, "another message")), "other messages are not held back"
+    info = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    assert all(f.filter(info) for _ in range(3)), "only warnings and errors are limited"
 
 
 def test_metrics_follow_pipeline_stats_by_deltas() -> None:
@@ -179,3 +203,16 @@ def test_metrics_follow_pipeline_stats_by_deltas() -> None:
     assert 'sessionwarden_events_total{outcome="duplicate"} 2.0' in text
     assert 'sessionwarden_commands_total{type="revoke_session"} 5.0' in text
     assert "sessionwarden_consumer_lag{" not in text
+
+
+def test_produce_routes_a_users_sessions_together_and_keeps_sessions_whole() -> None:
+    """Keyed by tenant + user, so the user's profile and every session of theirs meet."""
+    from worker.routing import RouteMemory  # noqa: PLC0415
+
+    memory = RouteMemory()
+    a = orjson.dumps({**ev("e1", "s-1"), "user": {"id": "u1"}})
+    b = orjson.dumps({**ev("e2", "s-2"), "user": {"id": "u1"}})
+    c = orjson.dumps(ev("e3", "s-1"))  # no user id: follows its session's user
+    d = orjson.dumps(ev("e4", "s-9"))  # never seen with a user: its own session id
+    keys = [keyed_records(x, memory=memory)[0][0] for x in (a, b, c, d)]
+    assert keys == [b"\x1fu1", b"\x1fu1", b"\x1fu1", b"s-9"]  # no tenant in these records

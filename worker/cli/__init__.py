@@ -14,9 +14,13 @@ from pydantic import ValidationError
 from detectors import PolicyError
 from worker.about import package_version
 from worker.cli.kafka import add_kafka_commands
+from worker.cli.netclass import add_netclass_command
 from worker.cli.replay import add_replay_command
+from worker.cli.score import add_score_command
+from worker.cli.signals import add_signals_commands
 from worker.enrich import EnrichmentError
 from worker.errors import CouldNotRun, settings_error
+from worker.signals.keys import SigningKeyError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
     add_kafka_commands(sub)
+    add_netclass_command(sub)
+    add_score_command(sub)
+    add_signals_commands(sub)
     return parser
 
 
@@ -37,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ValidationError as exc:
         return _could_not_run(settings_error(exc))
-    except (CouldNotRun, PolicyError, EnrichmentError) as exc:
+    except (CouldNotRun, PolicyError, EnrichmentError, SigningKeyError) as exc:
         return _could_not_run(exc)
     except KeyboardInterrupt:
         return 130

@@ -8,61 +8,69 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import logging.config
 import sys
 from pathlib import Path
 from typing import Any
 
 from worker.cli.options import add_data_options, settings_from_args
+from worker.errors import CouldNotRun
 from worker.formats import FORMATS
+
+log = logging.getLogger("sessionwarden.worker")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Create missing topics, then run the Faust worker until SIGTERM/SIGINT."""
+    """Validate everything, reach the broker, verify topics, then run Faust until SIGTERM."""
     import faust  # noqa: PLC0415
 
+    from worker.about import run_facts, startup_line, test_data_warning  # noqa: PLC0415
     from worker.kafka.app import create_app  # noqa: PLC0415
-    from worker.kafka.client import ensure_topics  # noqa: PLC0415
-    from worker.kafka.preflight import check_kafka_login  # noqa: PLC0415
+    from worker.kafka.startup import prepare_topics  # noqa: PLC0415
     from worker.logs import logging_config  # noqa: PLC0415
+    from worker.pipeline import Pipeline  # noqa: PLC0415
 
-    settings = settings_from_args(args)
-    log_config = logging_config(settings.log_level, settings.log_format)
-    if log_config is not None:  # JSON logs from the first line, not only once Faust starts
-        logging.config.dictConfig(log_config)
+    settings = settings_from_args(args)  # 1. configuration: before Kafka is touched
+    pipeline = Pipeline.from_settings(settings)
+    _ensure_data_dir(settings.data_dir)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    facts = run_facts(pipeline.policy, pipeline.enricher, libraries=True)
+    log.info(startup_line(facts), extra={"startup": facts})
+    warning = test_data_warning(facts)
+    if warning:
+        log.warning(warning)
     # mode/Faust use the thread's current loop: create it before the app.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    # A rejected certificate, password or token: exit 2 now, not retries forever.
-    loop.run_until_complete(check_kafka_login(settings))
-    if settings.create_topics:
-        partitions = loop.run_until_complete(ensure_topics(settings))
-        settings = settings.model_copy(update={"topic_partitions": partitions})
-    app = create_app(settings)
-    json_logs = settings.log_format.lower() == "json"
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, quiet=json_logs,
-                          logging_config=log_config)
-    worker.execute_from_commandline()  # SIGTERM: stop, wait for batches, commit
+    partitions = loop.run_until_complete(prepare_topics(settings))  # 2. broker and topics
+    settings = settings.model_copy(update={"topic_partitions": partitions})
+    app = create_app(settings, pipeline=pipeline)
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop,
+                          quiet=settings.log_format == "json",
+                          logging_config=logging_config(settings.log_level, settings.log_format))
+    worker.execute_from_commandline()  # SIGTERM: stop, wait for batches, commit (and exit)
+    raise AssertionError("unreachable: the Faust worker exits the process")
+
+
+def _ensure_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CouldNotRun(f"cannot create the data directory {path} "
+                          f"(SESSIONWARDEN_DATA_DIR): {exc.strerror}") from None
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from worker.codec import dumps_pretty  # noqa: PLC0415
-    from worker.kafka.preflight import check_kafka_login  # noqa: PLC0415
-    from worker.kafka.produce import ProduceSummary, produce  # noqa: PLC0415
+    from worker.inputs import check_inputs  # noqa: PLC0415
+    from worker.kafka.produce import produce  # noqa: PLC0415
 
+    inputs = check_inputs(args.files)
     settings = settings_from_args(args)
-    files = [Path(f) for f in args.files]
-    for f in files:
-        if not f.is_file():
-            print(f"sessionwarden: cannot read input file {f}", file=sys.stderr)
-            return 2
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     topic = args.topic or settings.input_topic
-
-    async def run() -> ProduceSummary:
-        await check_kafka_login(settings)
-        return await produce(files, settings, topic, settings.input_format)
-
-    summary = asyncio.run(run())
+    summary = asyncio.run(produce(inputs, settings, topic, settings.input_format))
     sys.stdout.write(dumps_pretty(summary.as_dict()).decode())
     print(f"sent {summary.messages_sent:,} messages ({summary.keyed:,} keyed, "
           f"{summary.unkeyed:,} unkeyed) from {summary.records_read:,} records in "

@@ -43,24 +43,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from worker.inputs import check_inputs  # noqa: PLC0415
     from worker.policy_file import load_policy  # noqa: PLC0415
     from worker.replay import replay  # noqa: PLC0415
+    from worker.signals.tokens import Signer  # noqa: PLC0415
 
     out = Path(args.out)
     inputs = check_inputs(args.files, out)  # before anything else: nothing is written yet
     settings = decision_settings(args)
     policy = load_policy(settings.policy_file)
     enricher = Enricher.from_settings(settings)
+    signer = Signer.from_settings(settings, ephemeral_ok=True)
     facts = run_facts(policy, enricher)
     print(startup_line(facts), file=sys.stderr)
     warning = test_data_warning(facts)
     if warning:
         print(warning, file=sys.stderr)
     started = time.perf_counter()
-    summary = replay(inputs, out, policy, enricher, settings.input_format)
+    summary = replay(inputs, out, policy, enricher, settings.input_format, signer=signer)
     elapsed = time.perf_counter() - started
     sys.stdout.write(dumps_pretty(summary).decode())
     rate = summary["events_read"] / elapsed if elapsed > 0 else 0.0
     print(f"replayed {summary['events_read']:,} records in {elapsed:.2f}s "
           f"({rate:,.0f} records/s) -> {args.out}", file=sys.stderr)
+    if signer is not None and signer.key.ephemeral:
+        print(f"signals signed with an ephemeral key (kid {signer.key.kid}), public key in "
+              f"{out / 'jwks.json'}; set SESSIONWARDEN_SIGNING_KEY_FILE for "
+              "signatures that are the same across runs", file=sys.stderr)
     advice = dead_ratio_advice(summary)
     if advice:
         print(advice, file=sys.stderr)

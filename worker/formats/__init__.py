@@ -17,6 +17,7 @@ import orjson
 from detectors.model import SessionEvent
 from worker.formats import native
 from worker.formats.base import Invalid, InvalidRecord, Outcome, Skip
+from worker.formats.limits import enforce_limits
 
 __all__ = [
     "FORMATS",
@@ -69,13 +70,18 @@ def decode_record(record: object, fmt: str = "auto") -> Outcome:
         return Invalid(f"record is a JSON {type(record).__name__}, not an object")
     try:
         if fmt != "auto":
-            return ADAPTERS[fmt].normalize(record)
+            return _within_limits(ADAPTERS[fmt].normalize(record))
         for adapter in ADAPTERS.values():
             if adapter.looks_like(record):
-                return adapter.normalize(record)
+                return _within_limits(adapter.normalize(record))
     except InvalidRecord as exc:
         return Invalid(str(exc), adapter.name if fmt == "auto" else fmt)
     return Invalid("unrecognised record: not native, auth0, okta or keycloak")
+
+
+def _within_limits(outcome: Outcome) -> Outcome:
+    """Every event, of every format, passes the field limits (`worker.formats.limits`)."""
+    return enforce_limits(outcome) if isinstance(outcome, SessionEvent) else outcome
 
 
 def decode_text(text: str, fmt: str = "auto") -> Outcome:
@@ -84,7 +90,7 @@ def decode_text(text: str, fmt: str = "auto") -> Outcome:
     for adapter in candidates:
         if adapter.normalize_text is not None:
             try:
-                return adapter.normalize_text(text)
+                return _within_limits(adapter.normalize_text(text))
             except InvalidRecord as exc:
                 reason = str(exc)
                 # Auto-detection: garbage text is nobody's malformed record.
@@ -115,7 +121,7 @@ def _decode_value(value: object, fmt: str) -> list[Outcome]:
                 break
         else:
             try:
-                return [native.normalize_native(value)]
+                return [enforce_limits(native.normalize_native(value))]
             except InvalidRecord as exc:
                 return [Invalid(str(exc), "native")]
     if isinstance(value, list):

@@ -21,6 +21,7 @@ deliver stops the process without committing (see `fatal_exit`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import time
@@ -30,7 +31,8 @@ from typing import Any
 
 import faust
 
-from worker.kafka.batch import evaluate_batch
+from worker.codec import dumps
+from worker.kafka.batch import BatchResult, evaluate_batch, origin_of
 from worker.kafka.client import (
     aiokafka_security,
     bootstrap_servers,
@@ -46,14 +48,18 @@ from worker.kafka.faust_compat import (
     record_changelog_offset,
 )
 from worker.kafka.metrics import CONTENT_TYPE, Metrics
-from worker.kafka.sender import BatchSender
+from worker.kafka.sender import BatchSender, BrokerRejected, Rejected
+from worker.kafka.startup import topic_limits
 from worker.pipeline import Pipeline
 from worker.settings import Settings
 
 log = logging.getLogger("sessionwarden.worker")
 
 TABLE_NAME = "baselines"
+JWKS_CONTENT_TYPE = "application/jwk-set+json"
 EXIT_DELIVERY_FAILED = 70
+MAX_REJECTION_ROUNDS = 4
+"""Rounds of dead-lettering refused inputs before a batch counts as undeliverable."""
 
 
 def fatal_exit(exc: BaseException) -> None:
@@ -124,6 +130,8 @@ class BatchRunner:
         self.metrics = metrics
         self.topics = {"commands": settings.commands_topic, "audit": settings.audit_topic,
                        "alerts": settings.alerts_topic, "dlq": settings.dlq_topic}
+        if pipeline.signer is not None:
+            self.topics["signals"] = settings.signals_topic
         self.changelog_topic = table.changelog_topic.get_topic_name()
         self._producer: Any = None
         self._sender: BatchSender | None = None
@@ -138,16 +146,19 @@ class BatchRunner:
                 from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
                 s = self.settings
+                topics = [*self.topics.values(), self.changelog_topic]
+                limits = await topic_limits(s, topics)
                 producer = AIOKafkaProducer(
                     bootstrap_servers=bootstrap_servers(s.broker),
                     client_id=f"{s.app_id}-outputs", acks="all", enable_idempotence=True,
-                    max_batch_size=s.producer_batch_bytes,
+                    # A batch must fit every topic it may go to.
+                    max_batch_size=min(s.producer_batch_bytes, *limits.values()),
                     max_request_size=s.max_message_bytes + 65536,
                     request_timeout_ms=int(s.producer_request_timeout * 1000),
                     **aiokafka_security(s))
                 await producer.start()
-                sender = BatchSender(producer)
-                await sender.prepare([*self.topics.values(), self.changelog_topic])
+                sender = BatchSender(producer, limits)
+                await sender.prepare(topics)
                 self._producer, self._sender = producer, sender
         assert self._sender is not None
         return self._sender
@@ -182,18 +193,9 @@ class BatchRunner:
     async def run(self, events: Sequence[Any]) -> None:
         """Process one batch up to (not including) the ack; raises if undeliverable."""
         started = time.perf_counter()
-        sender = await self._ensure_sender()
         messages = [event.message for event in events]
-        result = evaluate_batch(messages, self.pipeline,
-                                lambda key, index: self._read(events, key, index))
-        per_kind: Counter[str] = Counter()
-        topics = self.topics
-        add = sender.add
-        for rec in result.emitted:
-            add(topics[rec.kind], rec.key, rec.value, rec.headers)
-            per_kind[rec.kind] += 1
-        evaluated = time.perf_counter()
-        await sender.flush()  # 1) outputs delivered ...
+        result, per_kind = await self._publish(events, messages)  # 1) outputs ...
+        sender = await self._ensure_sender()
         flushed = time.perf_counter()
         self._store(events, result.writes, sender)  # 2) ... before state is stored
         written = time.perf_counter()
@@ -202,10 +204,54 @@ class BatchRunner:
         self.batches += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch done", extra={
-                "events": len(events), "evaluate_s": round(evaluated - started, 4),
-                "flush_s": round(flushed - evaluated, 4), "store_s": round(written - flushed, 4),
+                "events": len(events), "publish_s": round(flushed - started, 4),
+                "store_s": round(written - flushed, 4),
                 "changelog_s": round(time.perf_counter() - written, 4)})
         self._observe(messages, result.unkeyed, result.internal_errors, per_kind, started)
+
+    async def _publish(self, events: Sequence[Any], messages: Sequence[Any],
+                       ) -> tuple[BatchResult, Counter[str]]:
+        """Evaluate the batch and deliver its outputs; inputs the broker refuses are dead letters.
+
+        A record too large for its topic would be refused on every retry,
+        stalling the partition. The sender checks each record against its
+        topic's `max.message.bytes` (read at start); a refused record's input
+        is dead-lettered and the batch is evaluated and sent again without it
+        (the other records are re-sent with the same ids). If the broker
+        itself refuses a batch (its limit was lowered since), the producer is
+        replaced, the limits are read again, and the same check then names
+        the culprits. Any other delivery failure propagates: no ack.
+        """
+        stats = copy.deepcopy(self.pipeline.stats)
+        rejected: dict[int, str] = {}
+        topics = self.topics
+        for _round in range(MAX_REJECTION_ROUNDS):
+            result = evaluate_batch(messages, self.pipeline,
+                                    lambda key, index: self._read(events, key, index), rejected)
+            per_kind: Counter[str] = Counter()
+            sender = await self._ensure_sender()
+            try:
+                for rec in result.emitted:
+                    sender.add(topics[rec.kind], rec.key, rec.value, rec.headers, tag=rec.index)
+                    per_kind[rec.kind] += 1
+                await sender.flush()
+            except Rejected as exc:
+                sender.discard()
+                self.pipeline.stats = copy.deepcopy(stats)
+                reason = f"output rejected by the broker: {exc.error}"[:500]
+                rejected.update(dict.fromkeys(exc.tags, reason))
+                log.error("output records too large for their topic; dead-lettering their inputs",
+                          extra={"inputs": [origin_of(messages[i]) for i in sorted(exc.tags)],
+                                 "error": str(exc.error)[:300]})
+                continue
+            except BrokerRejected as exc:
+                self.pipeline.stats = copy.deepcopy(stats)
+                log.error("the broker refused a record batch; reading topic limits again",
+                          extra={"error": repr(exc.error)[:300]})
+                await self.stop()  # a fresh idempotent producer and fresh limits
+                continue
+            return result, per_kind
+        raise RuntimeError(f"outputs still refused after {MAX_REJECTION_ROUNDS} rounds")
 
     async def commit(self) -> None:
         """Commit the offsets just acked, now rather than on Faust's timer.
@@ -263,6 +309,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                on_fatal: Callable[[BaseException], None] = fatal_exit) -> faust.App:
     """Build the Faust app for these settings (no side effects until it starts)."""
     pipeline = pipeline or Pipeline.from_settings(settings)
+    if pipeline.signer is None:
+        log.warning("session signals are off: no signing key configured "
+                    "(SESSIONWARDEN_SIGNING_KEY_FILE); see docs/outputs.md")
     partitions = settings.topic_partitions
     app = SessionWardenApp(
         settings.app_id,
@@ -282,6 +331,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         producer_max_request_size=settings.max_message_bytes + 65536,
         stream_wait_empty=True,
         web_enabled=settings.web_enabled,
+        # Only /health and /metrics: Faust's own views would serve the session
+        # table (user ids, IPs, locations) to anyone who can reach the port.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_in_thread=False,
@@ -335,6 +391,15 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         metrics.ready.set(1 if readiness(app)[0] else 0)
         return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
+    jwks_body = dumps(pipeline.signer.jwks()) if pipeline.signer is not None else None
+
+    async def jwks_page(web: Any, request: Any) -> Any:
+        """The public keys of the SETs on the signals topic (RFC 7517 JWK Set)."""
+        if jwks_body is None:
+            return web.json({"error": "session signals are off: no signing key"}, status=404)
+        return web.bytes(jwks_body, headers={"Content-Type": JWKS_CONTENT_TYPE})
+
     app.page("/health")(health)
     app.page("/metrics")(metrics_page)
+    app.page("/jwks.json")(jwks_page)
     return app

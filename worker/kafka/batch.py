@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors import Baseline
-from worker.codec import baseline_from_bytes, baseline_to_bytes, dumps
+from worker.codec import baseline_from_bytes, baseline_to_bytes
 from worker.pipeline import Outputs, Pipeline, dead_letter
 
 log = logging.getLogger("sessionwarden.batch")
@@ -42,12 +42,14 @@ class InputMessage(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class Emitted:
-    """One record to publish: output kind (commands|audit|alerts|dlq), key, value."""
+    """One record to publish: output kind (commands|audit|alerts|signals|dlq), key, value."""
 
     kind: str
     key: bytes | None
     value: bytes
     headers: tuple[Header, ...] = ()
+    index: int = 0
+    """The input record (position in the batch) that made it."""
 
 
 @dataclass(slots=True)
@@ -59,17 +61,6 @@ class BatchResult:
     """session id -> (baseline bytes, index of the input record that wrote it last)."""
     internal_errors: int = 0
     unkeyed: int = 0
-
-
-def output_key(kind: str, record: Mapping[str, Any]) -> bytes | None:
-    """The Kafka key of an output record: its session id (None when it has none)."""
-    if kind == "alerts":
-        actor = record.get("actor")
-        session = actor.get("session") if isinstance(actor, dict) else None
-        sid = session.get("uid") if isinstance(session, dict) else None
-    else:
-        sid = record.get("session_id")
-    return sid.encode() if isinstance(sid, str) and sid else None
 
 
 def _text(value: object) -> bytes:
@@ -156,12 +147,15 @@ def origin_of(message: InputMessage) -> dict[str, Any]:
 
 
 def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
-                   read: Callable[[str, int], bytes | None]) -> BatchResult:
+                   read: Callable[[str, int], bytes | None],
+                   rejected: Mapping[int, str] | None = None) -> BatchResult:
     """Run each message through the pipeline, in order, against a batch-local store.
 
     A record that makes the pipeline raise (a bug, not bad input: bad input is
     an Invalid outcome) is rolled back and dead-lettered, so one poison
-    record cannot stall its partition.
+    record cannot stall its partition. `rejected` names input records whose
+    outputs the broker refused in an earlier round: they are dead-lettered
+    with that reason instead of being decided (and retried) again.
     """
     store = BatchStore(read)
     out = Outputs()
@@ -175,7 +169,12 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
         if message.key is None:
             result.unkeyed += 1
         try:
-            pipeline.process(raw, origin, store, out)
+            if rejected and index in rejected:
+                stats.dead_letters += 1
+                stats.dead_by_reason["broker: output rejected"] += 1
+                out.dead.append(dead_letter(raw, rejected[index], "unknown", origin))
+            else:
+                pipeline.process(raw, origin, store, out)
         except Exception as exc:
             log.exception("pipeline failed on a record; dead-lettering it",
                           extra={"origin": origin})
@@ -187,11 +186,11 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
             stats.dead_by_reason[f"internal: {type(exc).__name__}"] += 1
             out.dead.append(dead_letter(raw, reason, "unknown", origin))
         for kind, records in (("commands", out.commands), ("audit", out.audit),
-                              ("alerts", out.alerts)):
-            for record in records:
-                emitted.append(Emitted(kind, output_key(kind, record), dumps(record)))
+                              ("alerts", out.alerts), ("signals", out.signals)):
+            for key, value in records:
+                emitted.append(Emitted(kind, key, value, (), index))
         for dead in out.dead:
-            emitted.append(Emitted("dlq", message.key, raw, dlq_headers(dead)))
+            emitted.append(Emitted("dlq", message.key, raw, dlq_headers(dead), index))
         out.clear()
     result.writes = store.writes
     return result

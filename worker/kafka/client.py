@@ -7,11 +7,8 @@ the admin client can never disagree about security or partition counts.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import ssl
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,72 +109,18 @@ class TopicPlan:
 def topic_plan(settings: Settings, partitions: int | None = None) -> TopicPlan:
     """Input, outputs and DLQ with one partition count (co-partitioned by session id).
 
-    The input and dead-letter topics accept `max_message_bytes` records: a
-    poison message must reach the DLQ whole, not fail the batch.
+    Record size limits are set deliberately, not left to the broker default:
+    the input and dead-letter topics accept `max_message_bytes` records (a
+    poison message must reach the DLQ whole), the output topics
+    `max_output_bytes` (the pipeline dead-letters a decision whose record
+    would be larger, so nothing the worker sends can be refused for size).
     """
     n = partitions or settings.topic_partitions
     big = {"max.message.bytes": str(settings.max_message_bytes)}
-    names = (settings.input_topic, settings.commands_topic, settings.audit_topic,
-             settings.alerts_topic, settings.dlq_topic)
-    return TopicPlan(partitions=dict.fromkeys(names, n),
-                     configs={settings.input_topic: dict(big), settings.dlq_topic: dict(big)})
-
-
-async def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> int:
-    """Create missing topics; return the input topic's partition count.
-
-    Faust creates its own changelog topics but not source topics. An existing
-    input topic wins: the table must have exactly its partition count.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
-    from aiokafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(settings.broker),
-                                request_timeout_ms=int(timeout * 1000),
-                                **aiokafka_security(settings))
-    await admin.start()
-    try:
-        existing = await _partition_counts(admin, [settings.input_topic])
-        partitions = existing.get(settings.input_topic) or settings.topic_partitions
-        plan = topic_plan(settings, partitions)
-        current = await _partition_counts(admin, list(plan.partitions))
-        missing = [NewTopic(name=name, num_partitions=n,
-                            replication_factor=settings.topic_replication,
-                            topic_configs=plan.configs.get(name, {}))
-                   for name, n in plan.partitions.items() if name not in current]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
-                await admin.create_topics(missing, timeout_ms=int(timeout * 1000))
-            log.info("created topics", extra={"topics": [t.name for t in missing],
-                                              "partitions": partitions})
-        await _wait_for_leaders(admin, plan.partitions, timeout)
-        return partitions
-    finally:
-        await admin.close()
-
-
-async def _partition_counts(admin: Any, topics: list[str]) -> dict[str, int]:
-    # Describe only topics that exist: a metadata request for a missing topic
-    # auto-creates it (one partition) on brokers with auto.create.topics.enable.
-    existing = set(await admin.list_topics())
-    wanted = [t for t in topics if t in existing]
-    if not wanted:
-        return {}
-    described = await admin.describe_topics(wanted)
-    return {t["topic"]: len(t["partitions"]) for t in described
-            if t.get("error_code") == 0 and t.get("partitions")}
-
-
-async def _wait_for_leaders(admin: Any, topics: Mapping[str, int], timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        described = await admin.describe_topics(list(topics))
-        ready = {t["topic"] for t in described
-                 if t.get("error_code") == 0 and len(t["partitions"]) >= 1
-                 and all(p["leader"] >= 0 for p in t["partitions"])}
-        if ready >= set(topics):
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(f"topics without leaders after {timeout}s: {set(topics) - ready}")
-        await asyncio.sleep(0.1)
+    out = {"max.message.bytes": str(settings.max_output_bytes)}
+    outputs = (settings.commands_topic, settings.audit_topic, settings.alerts_topic,
+               settings.signals_topic, settings.signals_dlq_topic)
+    names = (settings.input_topic, *outputs, settings.dlq_topic)
+    configs = {settings.input_topic: dict(big), settings.dlq_topic: dict(big)}
+    configs.update({name: dict(out) for name in outputs})
+    return TopicPlan(partitions=dict.fromkeys(names, n), configs=configs)

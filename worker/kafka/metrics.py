@@ -29,7 +29,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
         self.events = Counter("sessionwarden_events", "Input events by outcome "
-                              "(processed|duplicate|skipped|dead)", ["outcome"], registry=r)
+                              "(processed|duplicate|redelivered|skipped|dead)", ["outcome"],
+                              registry=r)
         self.commands = Counter("sessionwarden_commands", "Session commands published, by type",
                                 ["type"], registry=r)
         self.outputs = Counter("sessionwarden_output_records", "Records published, by topic",
@@ -59,9 +60,9 @@ class Metrics:
 
     def observe_stats(self, stats: Stats) -> None:
         """Advance the outcome and command counters to the pipeline's totals."""
-        totals = {"processed": stats.events_processed - stats.duplicates,
-                  "duplicate": stats.duplicates, "skipped": stats.events_skipped,
-                  "dead": stats.dead_letters}
+        totals = {"processed": stats.events_processed - stats.duplicates - stats.redelivered,
+                  "duplicate": stats.duplicates, "redelivered": stats.redelivered,
+                  "skipped": stats.events_skipped, "dead": stats.dead_letters}
         for outcome, total in totals.items():
             delta = total - self._seen[outcome]
             if delta > 0:

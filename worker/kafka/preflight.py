@@ -1,15 +1,18 @@
-"""One real connection at start-up: authenticate the way every client will, or stop.
+"""One real login at start-up: authenticate the way every client will, or stop.
 
-Why: aiokafka and Faust treat every connection failure as transient. A
-client certificate the broker rejects, a wrong SCRAM password or an OAuth
-client secret the IdP refuses would otherwise leave the worker retrying
-(and `produce` failing with "Unable to bootstrap") with the cause buried in
-a log line. Here the same options the clients get (`aiokafka_security`) open
-one connection -- TLS handshake, SASL exchange, a metadata request -- and a
-failure that retrying cannot fix becomes `CouldNotRun`: exit 2 with one line
-that names the setting to fix. An unreachable broker (refused, timed out,
-DNS) is retried until `SESSIONWARDEN_STARTUP_TIMEOUT`, then reported the
-same way. No message contains a secret.
+Why: aiokafka hides why a connection failed (`Unable to bootstrap`), and
+its clients, like Faust, treat every failure as transient. A client
+certificate the broker rejects, a wrong SCRAM password or an OAuth client
+secret the IdP refuses would otherwise be retried until the start-up timeout
+and then reported as an unreachable broker. `check_login` opens one
+connection per bootstrap address with the clients' own options
+(`aiokafka_security`) -- TLS handshake, SASL exchange, a metadata request --
+and turns a failure that retrying cannot fix into `CouldNotRun` (exit 2)
+with one line naming the setting. A transient failure (refused, timed out,
+DNS, token endpoint down) is re-raised as it is:
+`worker.kafka.startup.connect_admin`, which calls this on every attempt,
+retries it until `SESSIONWARDEN_STARTUP_TIMEOUT`. No message contains a
+secret.
 """
 
 from __future__ import annotations
@@ -34,52 +37,45 @@ class _Fatal(Exception):
     """A failure retrying cannot fix (already worded for the user)."""
 
 
-async def check_kafka_login(settings: Settings) -> None:
-    """Connect, authenticate and fetch metadata once; raise `CouldNotRun` if impossible."""
+async def check_login(settings: Settings, *, request_timeout: float = 10.0) -> None:
+    """Log in once (first bootstrap address that answers); `CouldNotRun` if it cannot work.
+
+    Raises the last transient error when no address could be reached.
+    """
     from aiokafka.conn import collect_hosts, create_conn  # noqa: PLC0415
     from aiokafka.protocol.metadata import MetadataRequest  # noqa: PLC0415
 
     from worker.kafka.client import aiokafka_security, bootstrap_servers  # noqa: PLC0415
 
     security = aiokafka_security(settings)  # settings errors surface here, before any I/O
-    hosts = collect_hosts(bootstrap_servers(settings.broker), randomize=False)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.startup_timeout
-    last = "no attempt"
-    while True:
-        for host, port, _family in hosts:
-            address = f"{host}:{port}"
-            remaining = max(1.0, deadline - loop.time())
+    last: BaseException | None = None
+    for host, port, _family in collect_hosts(bootstrap_servers(settings.broker),
+                                             randomize=False):
+        address = f"{host}:{port}"
+        try:
+            conn = await create_conn(host, port, client_id=f"{settings.app_id}-login-check",
+                                     request_timeout_ms=int(request_timeout * 1000), **security)
             try:
-                conn = await create_conn(host, port, client_id=f"{settings.app_id}-preflight",
-                                         request_timeout_ms=int(min(remaining, 30.0) * 1000),
-                                         **security)
-                try:
-                    metadata = await conn.send(MetadataRequest([]))
-                finally:
-                    conn.close()
-                if not metadata.brokers:
-                    raise _Fatal(f"Kafka at {address} accepted the connection but returned no "
-                                 "cluster metadata: the login did not complete")
-            except _Fatal as exc:
-                raise CouldNotRun(_scrub(str(exc), settings)) from None
-            except Exception as exc:
-                fatal, message = describe(exc, settings, address)
-                if fatal:
-                    raise CouldNotRun(_scrub(message, settings)) from None
-                last = message
-                log.warning("Kafka not reachable yet", extra={"broker": address,
-                                                              "error": _scrub(message, settings)})
-                continue
-            log.info("Kafka login checked", extra={
-                "broker": address, "security_protocol": settings.security_protocol,
-                "sasl_mechanism": settings.sasl_mechanism})
-            return
-        if loop.time() >= deadline:
-            raise CouldNotRun(_scrub(
-                f"cannot reach Kafka at {settings.broker} within {settings.startup_timeout:g}s "
-                f"({env('startup_timeout')}): {last}", settings))
-        await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
+                metadata = await conn.send(MetadataRequest([]))
+            finally:
+                conn.close()
+            if not metadata.brokers:
+                raise _Fatal(f"Kafka at {address} accepted the connection but returned no "
+                             "cluster metadata: the login did not complete")
+        except _Fatal as exc:
+            raise CouldNotRun(_scrub(str(exc), settings)) from None
+        except Exception as exc:
+            fatal, message = describe(exc, settings, address)
+            if fatal:
+                raise CouldNotRun(_scrub(message, settings)) from None
+            last = exc
+            continue
+        log.info("Kafka login checked", extra={
+            "broker": address, "security_protocol": settings.security_protocol,
+            "sasl_mechanism": settings.sasl_mechanism})
+        return
+    assert last is not None  # collect_hosts never returns an empty list for our brokers
+    raise last
 
 
 def _scrub(text: str, settings: Settings) -> str:

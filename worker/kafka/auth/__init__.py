@@ -14,9 +14,10 @@ identically:
   (`oidc.ClientCredentialsTokenProvider`), `aws-msk-iam`
   (`msk_iam.MskIamTokenProvider`) or a user's `module:attribute`.
 
-`worker.kafka.preflight.check_kafka_login` then opens one real connection at
-start-up with those options, so a rejected certificate, password or token
-stops the run with one line instead of a client retrying forever.
+`worker.kafka.preflight.check_login` then logs in once with those options in
+every start-up connection attempt (`worker.kafka.startup.connect_admin`), so a
+rejected certificate, password or token stops the run with one line instead
+of being retried as an unreachable broker.
 """
 
 from worker.kafka.auth.config import KafkaSecurityError, check_security

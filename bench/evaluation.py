@@ -1,0 +1,79 @@
+"""Labelled evaluation: generate the corpus, replay it, score it (issue 9 item 11).
+
+A section for ``bench.run`` (``evaluate(out_dir, ...)`` returns a JSON-ready
+dict) and a standalone command that prints the score table:
+
+    .venv/bin/python -m bench.evaluation                       # default corpus
+    .venv/bin/python -m bench.evaluation --benign 200 --hijack 50 --json
+
+Replay runs in a subprocess through the real CLI, exactly as a user runs it;
+its wall time is reported next to the corpus size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import BIN, OUT, PY, REPO, log, rnd
+
+
+def evaluate(out_dir: Path, benign: int = 20, hijack: int = 10, history_days: int = 14,
+             seed: int = 9, policy: str | None = None) -> dict[str, Any]:
+    """Generate, replay and score one labelled corpus; the score plus sizes and timings."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    events, labels, replay_out = (out_dir / "corpus.jsonl", out_dir / "labels.jsonl",
+                                  out_dir / "replay")
+    log(f"evaluation: generating {benign} benign and {hijack} hijacked sessions per scenario")
+    subprocess.run([PY, str(REPO / "data" / "generate_labelled.py"), "--out", str(events),
+                    "--labels", str(labels), "--benign-per-scenario", str(benign),
+                    "--hijack-per-scenario", str(hijack), "--history-days", str(history_days),
+                    "--seed", str(seed)], check=True)
+    cmd = [str(BIN / "sessionwarden"), "replay", str(events), "--out", str(replay_out)]
+    if policy:
+        cmd += ["--policy", policy]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    run = subprocess.run([str(BIN / "sessionwarden"), "score", str(replay_out), "--labels",
+                          str(labels), "--json"], check=True, capture_output=True)
+    report: dict[str, Any] = orjson.loads(run.stdout)
+    n_events = sum(1 for _ in events.open("rb"))
+    report["corpus"] = {"events": n_events, "bytes": events.stat().st_size,
+                        "benign_per_scenario": benign, "hijack_per_scenario": hijack,
+                        "history_days": history_days, "seed": seed, "policy": policy}
+    report["replay_wall_s"] = rnd(elapsed)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--benign", type=int, default=20, help="benign sessions per scenario")
+    p.add_argument("--hijack", type=int, default=10, help="hijacked sessions per scenario")
+    p.add_argument("--history-days", type=int, default=14)
+    p.add_argument("--seed", type=int, default=9)
+    p.add_argument("--policy", help="policy TOML for replay (default: built-in)")
+    p.add_argument("--out", type=Path, default=OUT / "evaluation")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    report = evaluate(args.out, args.benign, args.hijack, args.history_days, args.seed,
+                      args.policy)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    subprocess.run([str(BIN / "sessionwarden"), "score", str(args.out / "replay"), "--labels",
+                    str(args.out / "labels.jsonl")], check=True)
+    c = report["corpus"]
+    print(f"corpus: {c['events']:,} events, {c['bytes']:,} bytes; replay {report['replay_wall_s']}"
+          f" s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
