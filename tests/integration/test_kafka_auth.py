@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,7 +361,10 @@ def test_rejected_logins_stop_with_one_line_and_exit_2(
                 if name.startswith("SESSIONWARDEN_"):
                     m.setenv(name, value)
             t0 = time.monotonic()
-            code = main(["produce", str(source)])
+            # In a thread of its own: the CLI's asyncio.run() resets the calling
+            # thread's event loop, which broke a later pytest-asyncio test here.
+            with ThreadPoolExecutor(1) as pool:
+                code = pool.submit(main, ["produce", str(source)]).result()
             out, err = capsys.readouterr()
         runs[case.name] = CliRun(code, out, err, time.monotonic() - t0)
     for name, proc in processes.items():
