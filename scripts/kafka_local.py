@@ -20,6 +20,12 @@ Python::
 
     with LocalKafka(tmp_dir) as kafka:
         bootstrap = kafka.bootstrap
+
+    # extra (secured) listeners beside PLAINTEXT, SCRAM users created at format time
+    tls = Listener("MTLS", "SSL", {"ssl.client.auth": "required"})
+    with LocalKafka(tmp_dir, listeners=[tls], extra_config=ssl_props,
+                    scram_users=[ScramUser("alice", "pw")]) as kafka:
+        mtls_bootstrap = kafka.address("MTLS")
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -269,6 +276,64 @@ def _write_properties(path: Path, props: Mapping[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
 
+@dataclass(frozen=True)
+class Listener:
+    """An extra client listener beside PLAINTEXT, e.g. ``Listener("MTLS", "SSL")``.
+
+    Why: secured-client tests need TLS/SASL listeners, while the broker's own
+    traffic (inter-broker, controller, readiness probe) stays on PLAINTEXT.
+    ``config`` holds listener-scoped settings, written as
+    ``listener.name.<name>.<key>`` (e.g. ``ssl.client.auth``,
+    ``sasl.enabled.mechanisms``, ``scram-sha-512.sasl.jaas.config``).
+    """
+
+    name: str
+    protocol: str  # SSL | SASL_SSL | SASL_PLAINTEXT | PLAINTEXT
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM credential written into the metadata log when storage is formatted.
+
+    The password must not contain ``,``, ``]`` or ``"`` (kafka-storage syntax).
+    """
+
+    name: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    def storage_argument(self) -> str:
+        """The ``--add-scram`` value of ``kafka-storage format``."""
+        if any(c in self.password + self.name for c in ',]"'):
+            raise KafkaLocalError("SCRAM user names and passwords cannot contain , ] or \"")
+        return f"{self.mechanism}=[name={self.name},password={self.password}]"
+
+
+def listener_properties(
+    port: int, controller_port: int, listeners: Sequence[Listener], ports: Sequence[int]
+) -> dict[str, str]:
+    """``listeners``/``advertised.listeners``/protocol map with the extra listeners added."""
+    names = [listener.name.upper() for listener in listeners]
+    if len(set(names)) != len(names) or {"PLAINTEXT", "CONTROLLER"} & set(names):
+        raise KafkaLocalError(f"listener names must be unique, not PLAINTEXT/CONTROLLER: {names}")
+    extra = [f"{n}://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)]
+    protocols = [f"{n}:{lst.protocol.upper()}" for n, lst in zip(names, listeners, strict=True)]
+    props = {
+        "listeners": ",".join(
+            [f"PLAINTEXT://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{controller_port}", *extra]
+        ),
+        "advertised.listeners": ",".join([f"PLAINTEXT://127.0.0.1:{port}", *extra]),
+        "listener.security.protocol.map": ",".join(
+            ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT", *protocols]
+        ),
+    }
+    for name, listener in zip(names, listeners, strict=True):
+        for key, value in listener.config.items():
+            props[f"listener.name.{name.lower()}.{key}"] = value
+    return props
+
+
 _LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN" shutdownHook="disable">
   <Appenders>
@@ -369,6 +434,26 @@ def _formatted_template(version: str, lib: Path) -> Path:
             os.replace(tmp / "data", template / "data")
         marker.write_text(CLUSTER_ID)
     return template / "data"
+
+
+def _format_storage(
+    lib: Path, props_path: Path, data_dir: Path, scram_users: Sequence[ScramUser]
+) -> None:
+    """``kafka-storage format`` of one broker's own dir, with SCRAM users added."""
+    scram = [arg for user in scram_users for arg in ("--add-scram", user.storage_argument())]
+    cmd = [
+        java_executable(), "-Xmx256m", "-XX:TieredStopAtLevel=1",
+        "-Dlog4j2.level=WARN", "-cp", f"{lib}/*",
+        "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", str(props_path), *scram,
+    ]  # fmt: skip
+    res = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if res.returncode != 0 or not (data_dir / "meta.properties").is_file():
+        output = (res.stdout + res.stderr)[-3000:]
+        for user in scram_users:  # never echo a password into a test report
+            output = output.replace(user.password, "***")
+        raise KafkaLocalError(
+            f"kafka.tools.StorageTool format failed (exit {res.returncode}):\n{output}"
+        )
 
 
 # --- minimal Kafka wire protocol (readiness probe) ---------------------------
@@ -500,6 +585,9 @@ class LocalKafka:
         heap: str = "512m",
         extra_config: Mapping[str, str] | None = None,
         die_with_parent: bool = False,
+        listeners: Sequence[Listener] = (),
+        scram_users: Sequence[ScramUser] = (),
+        jvm_properties: Mapping[str, str] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir if run_dir is not None else DEFAULT_DIR).resolve()
         self.version = version
@@ -508,6 +596,10 @@ class LocalKafka:
         self.heap = heap
         self.extra_config = dict(extra_config or {})
         self.die_with_parent = die_with_parent
+        self.listeners = tuple(listeners)
+        self.scram_users = tuple(scram_users)
+        self.jvm_properties = dict(jvm_properties or {})
+        self.listener_ports: dict[str, int] = {}
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
@@ -521,6 +613,13 @@ class LocalKafka:
         if self.port is None:
             raise KafkaLocalError("broker not started")
         return f"127.0.0.1:{self.port}"
+
+    def address(self, listener: str) -> str:
+        """``127.0.0.1:PORT`` of an extra listener (after ``start()``)."""
+        port = self.listener_ports.get(listener.upper())
+        if port is None:
+            raise KafkaLocalError(f"no started listener named {listener!r}")
+        return f"127.0.0.1:{port}"
 
     def _prepare_dir(self) -> Path:
         state = read_state(self.run_dir)
@@ -560,17 +659,29 @@ class LocalKafka:
 
     def _start_once(self, lib: Path, template: Path, archive: Path | None, timeout: float) -> str:
         data_dir = self._prepare_dir()
-        shutil.copytree(template, data_dir)
+        n_extra = len(self.listeners)
         if self._requested_port is None:
-            self.port, controller_port = _free_ports(2)
+            self.port, controller_port, *extra_ports = _free_ports(2 + n_extra)
         else:
             self.port = self._requested_port
-            controller_port = next(p for p in _free_ports(2) if p != self.port)
+            controller_port, *extra_ports = [
+                p for p in _free_ports(2 + n_extra) if p != self.port][: 1 + n_extra]
+        self.listener_ports = {
+            lst.name.upper(): p for lst, p in zip(self.listeners, extra_ports, strict=True)
+        }
+        props = server_properties(self.port, controller_port, data_dir, self.extra_config)
+        if self.listeners:
+            props.update(
+                listener_properties(self.port, controller_port, self.listeners, extra_ports)
+            )
         props_path = self.run_dir / "server.properties"
-        _write_properties(
-            props_path,
-            server_properties(self.port, controller_port, data_dir, self.extra_config),
-        )
+        _write_properties(props_path, props)
+        if self.scram_users:
+            # SCRAM credentials live in the metadata log: format this dir with them
+            # (one extra JVM launch) instead of copying the shared template.
+            _format_storage(lib, props_path, data_dir, self.scram_users)
+        else:
+            shutil.copytree(template, data_dir)
         log4j = self.run_dir / "log4j2.xml"
         log4j.write_text(_LOG4J2_XML)
         cds_opts: list[str] = []
@@ -583,6 +694,7 @@ class LocalKafka:
         cmd = [
             java_executable(), *jvm_options(self.heap), *cds_opts,
             f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.run_dir}",
+            *(f"-D{k}={v}" for k, v in self.jvm_properties.items()),
             "-cp", f"{lib}/*", "kafka.Kafka", str(props_path),
         ]  # fmt: skip
         t0 = time.monotonic()
@@ -603,6 +715,7 @@ class LocalKafka:
             "port": self.port,
             "controller_port": controller_port,
             "bootstrap": self.bootstrap,
+            "listeners": {name: f"127.0.0.1:{p}" for name, p in self.listener_ports.items()},
             "dir": str(self.run_dir),
             "version": self.version,
             "log": str(self.log_path),

@@ -102,6 +102,27 @@ class Settings(DecisionSettings):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: SecretStr | None = None
+    # SASL/OAUTHBEARER (docs/worker.md "Managed Kafka services"; worker/kafka/auth/)
+    sasl_oauth_token_provider: str | None = Field(
+        default=None, description="OAUTHBEARER token source: oidc | aws-msk-iam | module:attribute")
+    sasl_oauth_token_url: str | None = Field(
+        default=None, description="oidc: the IdP's token endpoint (client-credentials grant)")
+    sasl_oauth_client_id: str | None = None
+    sasl_oauth_client_secret: SecretStr | None = None
+    sasl_oauth_scope: str | None = Field(default=None, description="oidc: scope to request")
+    sasl_oauth_client_auth: Literal["basic", "post"] = Field(
+        default="basic", description="oidc: client_secret_basic (header) or _post (form body)")
+    sasl_oauth_extensions: str | None = Field(
+        default=None, description="oidc: SASL extensions key=value,key=value (Confluent Cloud: "
+                                  "logicalCluster=lkc-...,identityPoolId=pool-...)")
+    sasl_oauth_timeout: float = Field(default=10.0, gt=0,
+                                      description="oidc: seconds per token request")
+    sasl_oauth_aws_region: str | None = Field(
+        default=None, description="aws-msk-iam: the cluster's region (default: AWS_REGION)")
+    sasl_oauth_aws_profile: str | None = Field(
+        default=None, description="aws-msk-iam: named AWS profile instead of the default chain")
+    sasl_oauth_aws_role_arn: str | None = Field(
+        default=None, description="aws-msk-iam: IAM role to assume for signing")
     startup_timeout: float = Field(
         default=60.0, gt=0,
         description="seconds to keep retrying an unreachable broker at start-up before exit 2")

@@ -69,7 +69,7 @@ def test_security_settings_map_to_aiokafka_and_faust() -> None:
     ssl = Settings(security_protocol="SSL")
     assert aiokafka_security(ssl)["ssl_context"] is not None
     assert isinstance(faust_credentials(ssl), faust.SSLCredentials)
-    with pytest.raises(ValueError, match="needs sasl_username"):
+    with pytest.raises(ValueError, match="needs SESSIONWARDEN_SASL_USERNAME"):
         aiokafka_security(Settings(security_protocol="SASL_SSL"))
     with pytest.raises(ValueError, match="security_protocol"):
         aiokafka_security(Settings(security_protocol="TLS"))

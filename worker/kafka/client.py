@@ -37,28 +37,30 @@ def faust_broker_url(broker: str) -> str:
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if "SSL" not in settings.security_protocol.upper():
-        return None
-    from aiokafka.helpers import create_ssl_context  # noqa: PLC0415
+    from worker.kafka.auth.tls import ssl_context  # noqa: PLC0415
 
-    password = settings.ssl_keyfile_password
-    context: ssl.SSLContext = create_ssl_context(
-        cafile=settings.ssl_cafile, certfile=settings.ssl_certfile,
-        keyfile=settings.ssl_keyfile,
-        password=password.get_secret_value() if password is not None else None)
-    return context
+    return ssl_context(settings)
 
 
 def _check_protocol(settings: Settings) -> str:
-    protocol = settings.security_protocol
-    if protocol.startswith("SASL") and not (settings.sasl_username and settings.sasl_password):
-        raise ValueError(f"{protocol} needs sasl_username and sasl_password")
+    """Validate the security settings (one line naming the variables) and fix aiokafka."""
+    from worker.kafka import aiokafka_compat  # noqa: PLC0415
+    from worker.kafka.auth.config import check_security  # noqa: PLC0415
+
+    protocol = check_security(settings)
+    aiokafka_compat.install()
     return protocol
 
 
 def _password(settings: Settings) -> str | None:
     secret = settings.sasl_password
     return secret.get_secret_value() if secret is not None else None
+
+
+def _token_provider(settings: Settings) -> Any:
+    from worker.kafka.auth.providers import token_provider  # noqa: PLC0415
+
+    return token_provider(settings)
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
@@ -68,7 +70,10 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     context = _ssl_context(settings)
     if context is not None:
         kwargs["ssl_context"] = context
-    if protocol.startswith("SASL"):
+    if protocol.startswith("SASL") and settings.sasl_mechanism == "OAUTHBEARER":
+        kwargs.update(sasl_mechanism="OAUTHBEARER",
+                      sasl_oauth_token_provider=_token_provider(settings))
+    elif protocol.startswith("SASL"):
         kwargs.update(sasl_mechanism=settings.sasl_mechanism or "PLAIN",
                       sasl_plain_username=settings.sasl_username,
                       sasl_plain_password=_password(settings))
@@ -85,6 +90,8 @@ def faust_credentials(settings: Settings) -> Any:
     context = _ssl_context(settings)
     if protocol == "SSL":
         return faust.SSLCredentials(context)
+    if settings.sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=_token_provider(settings), ssl_context=context)
     return faust.SASLCredentials(username=settings.sasl_username,
                                  password=_password(settings),
                                  mechanism=settings.sasl_mechanism or "PLAIN",

@@ -22,6 +22,7 @@ from typing import Any
 
 from worker.errors import CouldNotRun
 from worker.kafka.client import aiokafka_security, bootstrap_servers, topic_plan
+from worker.kafka.preflight import check_login
 from worker.settings import Settings
 
 log = logging.getLogger("sessionwarden.startup")
@@ -50,9 +51,15 @@ async def connect_admin(settings: Settings, *, request_timeout: float = 10.0) ->
         admin = AIOKafkaAdminClient(bootstrap_servers=servers,
                                     request_timeout_ms=int(request_timeout * 1000), **security)
         try:
+            # TLS, SASL, token once, with the clients' options: a rejected certificate,
+            # password or token is exit 2 now (worker/kafka/preflight.py), not retried.
+            await check_login(settings, request_timeout=request_timeout)
             await admin.start()
             await admin.list_topics()
-        except Exception as exc:  # KafkaConnectionError, timeouts, auth failures
+        except CouldNotRun:
+            await _close(admin)
+            raise
+        except Exception as exc:  # KafkaConnectionError, timeouts
             await _close(admin)
             left = deadline - time.monotonic()
             if left <= 0:
