@@ -224,7 +224,10 @@ def _detector(name: str, raw: Mapping[str, Any]) -> DetectorPolicy:
 
 def policy_from_mapping(raw: Mapping[str, Any]) -> Policy:
     """Build a validated Policy; missing sections take the documented defaults."""
-    unknown = set(raw) - {"tenant", "detectors", "allow", "expiry_rules", "cookie_rules"}
+    # `enforcement` holds the enforcer's rails (worker/enforce/rails.py validates
+    # it); it changes no decision, so it is neither read nor hashed here.
+    unknown = set(raw) - {"tenant", "detectors", "allow", "expiry_rules", "cookie_rules",
+                          "enforcement"}
     if unknown:
         raise PolicyError(f"unknown policy sections {sorted(unknown)}")
     tenant = _table(raw, "tenant")

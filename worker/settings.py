@@ -74,3 +74,21 @@ class Settings(BaseSettings):
                                 description="create missing topics at worker start-up")
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json|text")
+
+    # Enforcer (`sessionwarden enforce`, docs/enforcement.md)
+    results_topic: str = Field(default="session-enforcement",
+                               description="one result per command (key = session id)")
+    enforce_state_topic: str = Field(default="session-enforcement-state",
+                                     description="compacted intent/done/held log of commands")
+    enforce_group: str = Field(default="sessionwarden-enforcer",
+                               description="consumer group of the enforcer")
+    targets_file: Path | None = Field(default=None,
+                                      description="TOML: IdP target and credentials per tenant")
+    enforce_batch_size: int = Field(default=500, description="max commands per batch")
+    enforce_web_port: int = 6067
+    enforce_web_host: str = "127.0.0.1"
+
+    # Keycloak admin-events ingest (`sessionwarden ingest keycloak`)
+    ingest_poll_interval: float = Field(default=1.0, description="seconds between polls")
+    ingest_overlap_ms: int = Field(
+        default=5000, description="re-read this far behind the cursor: late-committed events")

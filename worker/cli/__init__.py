@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from detectors import PolicyError
+from worker.cli.enforce import add_enforce_commands
+from worker.cli.ingest import add_ingest_commands
 from worker.cli.kafka import add_kafka_commands
 from worker.cli.replay import add_replay_command
 from worker.enrich import EnrichmentError
@@ -22,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
     add_kafka_commands(sub)
+    add_enforce_commands(sub)
+    add_ingest_commands(sub)
     return parser
 
 
