@@ -24,8 +24,8 @@ SECRET_ENV = "SESSIONWARDEN_TEST_KC_SECRET"
 
 def enforce_env(d: Deployment, **extra: Any) -> dict[str, str]:
     p = d.prefix
-    return d.env(results_topic=f"{p}-enforcement", enforce_state_topic=f"{p}-enforcement-state",
-                 **extra)
+    topics = {"results_topic": f"{p}-enforcement", "enforce_state_topic": f"{p}-enforcement-state"}
+    return d.env(**(topics | extra))
 
 
 def results_topic(d: Deployment) -> str:
