@@ -135,6 +135,7 @@ class EnforcerApp:
             while not self._stop.is_set():
                 batch = await self._consumer.getmany(timeout_ms=200,
                                                      max_records=s.enforce_batch_size)
+                batch = await self._restored(batch)
                 records = [r for rs in batch.values() for r in rs]
                 if not records:
                     continue
@@ -153,6 +154,23 @@ class EnforcerApp:
                 await self._consumer.stop()
             with contextlib.suppress(Exception):
                 await self._producer.stop()
+
+    async def _restored(self, batch: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """Hold a fetched batch until the state of its partitions is restored.
+
+        aiokafka starts fetching for new partitions while the assignment
+        listener still restores their state, so `getmany` can hand out
+        records of a partition whose intents and results are not loaded yet;
+        applying them then would re-send in-doubt commands (the kill -9 drill
+        caught exactly that). Records of partitions revoked meanwhile are
+        dropped uncommitted: their new owner reads them again.
+        """
+        while True:
+            owned = {tp.partition for tp in self._consumer.assignment()}
+            batch = {tp: rs for tp, rs in batch.items() if tp.partition in owned}
+            if self._restoring == 0 and {tp.partition for tp in batch} <= self.assigned:
+                return batch
+            await asyncio.sleep(0.01)
 
     # -- one batch -------------------------------------------------------------
 
