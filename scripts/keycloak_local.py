@@ -438,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("stop", "status"):
         p = sub.add_parser(name)
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    p = sub.add_parser("realm", help="create a demo realm (events on, enforcer service "
+                                     "account, a user) on a running server")
+    p.add_argument("--url", required=True, help="Keycloak base URL")
+    p.add_argument("--realm", default="acme")
+    p.add_argument("--user", action="append", default=None, help="user to create (repeatable)")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
@@ -448,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"Keycloak {args.version} ready at {kc.base_url} in "
                  f"{kc.startup_seconds:.1f}s (admin/admin, log {kc.log_path})")
             print(kc.base_url)
+        elif args.command == "realm":
+            kit = RealmKit(args.url, args.realm).create(users=args.user or ["alice"])
+            _log(f"realm {kit.realm}: public client {kit.APP} (password grant), confidential "
+                 f"client {kit.ENFORCER} (service account: manage-users, view-events), users "
+                 f"{', '.join(args.user or ['alice'])} with password pw-<name>")
+            print(kit.enforcer_secret)
         elif args.command == "stop":
             LocalKeycloak(args.dir).stop()
         else:

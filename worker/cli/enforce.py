@@ -15,18 +15,13 @@ import sys
 from typing import Any
 
 from worker.cli.options import settings_from_args
-
-
-def _fail(message: str) -> int:
-    print(f"sessionwarden: {message}", file=sys.stderr)
-    return 2
+from worker.cli.running import fail, run_or_fail, setup_logging
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
     """Run the enforcer until SIGTERM/SIGINT (finish the batch, commit, exit 0)."""
     from worker.enforce.rails import load_enforcement  # noqa: PLC0415
     from worker.enforce.targets import TargetsError, build_clients, load_targets  # noqa: PLC0415
-    from worker.logs import logging_config  # noqa: PLC0415
 
     settings = settings_from_args(args)
     if args.targets:
@@ -35,24 +30,15 @@ def cmd_enforce(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"enforce_group": args.group})
     if args.web_port is not None:
         settings = settings.model_copy(update={"enforce_web_port": args.web_port})
-    config = logging_config(settings.log_level, settings.log_format)
-    if config is not None:
-        from logging.config import dictConfig  # noqa: PLC0415
-
-        dictConfig(config)
-    else:
-        logging.basicConfig(level=settings.log_level.upper())
+    setup_logging(settings.log_level, settings.log_format)
     rails = load_enforcement(settings.policy_file)  # PolicyError: exit 2 in main()
     if settings.targets_file is None:
-        return _fail("enforce needs a targets file (--targets or SESSIONWARDEN_TARGETS_FILE)")
+        return fail("enforce needs a targets file (--targets or SESSIONWARDEN_TARGETS_FILE)")
     try:
         clients = build_clients(load_targets(settings.targets_file))
     except TargetsError as exc:
-        return _fail(str(exc))
-    try:
-        return asyncio.run(_run(settings, rails, clients, web=not args.no_web))
-    except (OSError, TimeoutError) as exc:
-        return _fail(f"enforcer could not run: {exc}")
+        return fail(str(exc))
+    return int(run_or_fail(_run(settings, rails, clients, web=not args.no_web), "enforce"))
 
 
 async def _run(settings: Any, rails: Any, clients: Any, *, web: bool) -> int:
@@ -88,7 +74,9 @@ def cmd_held(args: argparse.Namespace) -> int:
     from worker.enforce.operator import read_state  # noqa: PLC0415
 
     settings = settings_from_args(args)
-    store = asyncio.run(read_state(settings))
+    store = run_or_fail(read_state(settings), "enforce held")
+    if isinstance(store, int):
+        return store
     for e in sorted(store.held(args.tenant), key=lambda e: (e.tenant, e.ts_ms)):
         sys.stdout.write(dumps_line({"command_id": e.command_id, "tenant": e.tenant,
                                      "session_id": e.session_id, "type": e.type,
@@ -101,7 +89,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from worker.enforce.operator import read_state, select_held, send_controls  # noqa: PLC0415
 
     if not args.all and not args.command_id:
-        return _fail(f"{args.enforce_action} needs --command-id ID (repeatable) or --all")
+        return fail(f"{args.enforce_action} needs --command-id ID (repeatable) or --all")
     settings = settings_from_args(args)
     action = RELEASE if args.enforce_action == "release" else DISCARD
     operator = args.operator or getpass.getuser()
@@ -113,9 +101,12 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             return 0, missing
         return await send_controls(settings, action, chosen, operator), []
 
-    sent, missing = asyncio.run(go())
+    outcome = run_or_fail(go(), f"enforce {args.enforce_action}")
+    if isinstance(outcome, int):
+        return outcome
+    sent, missing = outcome
     if missing:
-        return _fail(f"not held for tenant {args.tenant!r}: {', '.join(missing)}")
+        return fail(f"not held for tenant {args.tenant!r}: {', '.join(missing)}")
     print(f"{args.enforce_action}: {sent} held command(s) of tenant {args.tenant!r} "
           f"sent to the enforcer", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from worker.cli.options import settings_from_args
+from worker.cli.running import run_or_fail, setup_logging
 
 
 def cmd_ingest_keycloak(args: argparse.Namespace) -> int:
@@ -17,6 +18,7 @@ def cmd_ingest_keycloak(args: argparse.Namespace) -> int:
     from worker.ingest.runner import IngestRunner  # noqa: PLC0415
 
     settings = settings_from_args(args)
+    setup_logging(settings.log_level, settings.log_format)
     secret = os.environ.get(args.client_secret_env, "")
     if not secret:
         print(f"sessionwarden: environment variable {args.client_secret_env} (the client "
@@ -37,12 +39,8 @@ def cmd_ingest_keycloak(args: argparse.Namespace) -> int:
         finally:
             await source.aclose()
 
-    try:
-        asyncio.run(go())
-    except (OSError, TimeoutError) as exc:
-        print(f"sessionwarden: ingest could not run: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    failed = run_or_fail(go(), "ingest keycloak")
+    return failed if isinstance(failed, int) else 0
 
 
 def add_ingest_commands(sub: Any) -> None:
@@ -62,4 +60,6 @@ def add_ingest_commands(sub: Any) -> None:
     k.add_argument("--input-topic", help="target topic (default session-events)")
     k.add_argument("--interval", type=float, help="seconds between polls (default 1)")
     k.add_argument("--once", action="store_true", help="poll once and exit")
+    k.add_argument("--log-level", help="DEBUG|INFO|WARNING|ERROR")
+    k.add_argument("--log-format", choices=("json", "text"), help="log line format")
     k.set_defaults(func=cmd_ingest_keycloak)

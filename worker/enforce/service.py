@@ -42,7 +42,6 @@ from worker.enforce.ratelimit import TokenBucket
 from worker.enforce.results import result
 from worker.enforce.state import DONE, HELD, INTENT, Entry, StateStore
 from worker.idp.base import REVOKE_TYPES, ApplyResult, Command, IdpClient, Outcome
-from worker.settings import Settings
 
 log = logging.getLogger("sessionwarden.enforce")
 
@@ -333,7 +332,3 @@ def intent_entry(item: Item) -> Entry:
     assert cmd is not None
     return Entry(INTENT, cmd.command_id, item.partition, cmd.tenant, cmd.session_id, cmd.type,
                  item.ts_ms, None, cmd.fields, item.resolution, item.operator)
-
-
-def settings_topics(settings: Settings) -> tuple[str, str, str]:
-    return settings.commands_topic, settings.results_topic, settings.enforce_state_topic
