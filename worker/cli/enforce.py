@@ -20,30 +20,26 @@ from worker.cli.running import fail, run_or_fail, setup_logging
 
 def cmd_enforce(args: argparse.Namespace) -> int:
     """Run the enforcer until SIGTERM/SIGINT (finish the batch, commit, exit 0)."""
-    from worker.enforce.rails import load_enforcement  # noqa: PLC0415
-    from worker.enforce.targets import TargetsError, build_clients, load_targets  # noqa: PLC0415
+    from worker.enforce.service import Enforcer  # noqa: PLC0415
+    from worker.enforce.targets import TargetsError  # noqa: PLC0415
 
     settings = settings_from_args(args)
-    if args.targets:
-        settings = settings.model_copy(update={"targets_file": args.targets})
-    if args.group:
-        settings = settings.model_copy(update={"enforce_group": args.group})
-    if args.web_port is not None:
-        settings = settings.model_copy(update={"enforce_web_port": args.web_port})
+    updates = {"targets_file": args.targets, "enforce_group": args.group,
+               "enforce_web_port": args.web_port}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     setup_logging(settings.log_level, settings.log_format)
-    rails = load_enforcement(settings.policy_file)  # PolicyError: exit 2 in main()
-    if settings.targets_file is None:
-        return fail("enforce needs a targets file (--targets or SESSIONWARDEN_TARGETS_FILE)")
     try:
-        clients = build_clients(load_targets(settings.targets_file))
+        enforcer = Enforcer.from_settings(settings)  # PolicyError: exit 2 in main()
     except TargetsError as exc:
         return fail(str(exc))
-    return int(run_or_fail(_run(settings, rails, clients, web=not args.no_web), "enforce"))
+    return int(run_or_fail(_run(settings, enforcer, web=not args.no_web), "enforce"))
 
 
-async def _run(settings: Any, rails: Any, clients: Any, *, web: bool) -> int:
+async def _run(settings: Any, enforcer: Any, *, web: bool) -> int:
     from worker.enforce.app import EnforcerApp, TopicMismatch, ensure_enforcer_topics  # noqa: PLC0415
-    from worker.enforce.service import Enforcer, close_clients  # noqa: PLC0415
+    from worker.enforce.service import close_clients  # noqa: PLC0415
+
+    clients = enforcer.clients
 
     try:
         if settings.create_topics:
@@ -51,7 +47,7 @@ async def _run(settings: Any, rails: Any, clients: Any, *, web: bool) -> int:
     except TopicMismatch as exc:
         print(f"sessionwarden: {exc}", file=sys.stderr)
         return 2
-    app = EnforcerApp(settings, Enforcer(rails, clients))
+    app = EnforcerApp(settings, enforcer)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.stop)

@@ -42,6 +42,7 @@ from worker.enforce.ratelimit import TokenBucket
 from worker.enforce.results import result
 from worker.enforce.state import DONE, HELD, INTENT, Entry, StateStore
 from worker.idp.base import REVOKE_TYPES, ApplyResult, Command, IdpClient, Outcome
+from worker.settings import Settings
 
 log = logging.getLogger("sessionwarden.enforce")
 
@@ -97,6 +98,22 @@ class Enforcer:
         self.state = state or StateStore()
         self.breaker = Breaker()
         self._buckets: dict[str, TokenBucket] = {}
+        self._reported: dict[str, tuple[int, int]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Enforcer:
+        """Rails from the policy file, one IdP client per tenant from the targets file.
+
+        Raises PolicyError / TargetsError (the CLI's exit 2) when either is unusable.
+        """
+        from worker.enforce.rails import load_enforcement  # noqa: PLC0415
+        from worker.enforce.targets import TargetsError, build_clients, load_targets  # noqa: PLC0415
+
+        rails = load_enforcement(settings.policy_file)
+        if settings.targets_file is None:
+            raise TargetsError("enforce needs a targets file (--targets or "
+                               "SESSIONWARDEN_TARGETS_FILE)")
+        return cls(rails, build_clients(load_targets(settings.targets_file)))
 
     # -- classification ------------------------------------------------------
 
@@ -277,16 +294,16 @@ class Enforcer:
         await asyncio.gather(*(run(q) for q in per_session.values()))
 
     def observe_clients(self) -> None:
-        """Copy the clients' retry counters into the metrics."""
-        for client in self.clients.values():
+        """Add the clients' retry and 429 counts since the last call to the metrics."""
+        for tenant, client in self.clients.items():
             http = getattr(client, "http", None)
             if http is None:
                 continue
-            retries, throttled = http.retries, http.throttled
-            seen = getattr(http, "_reported", (0, 0))
+            retries, throttled = int(http.retries), int(http.throttled)
+            seen = self._reported.get(tenant, (0, 0))
             self.metrics.idp_retries.labels(client.kind).inc(retries - seen[0])
             self.metrics.idp_throttled.labels(client.kind).inc(throttled - seen[1])
-            http._reported = (retries, throttled)
+            self._reported[tenant] = (retries, throttled)
 
     def after_results(self, items: Sequence[Item]) -> None:
         """Update memory and gauges once results and states are delivered."""
