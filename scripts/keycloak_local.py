@@ -181,6 +181,7 @@ class LocalKeycloak:
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
+        self._t0 = time.monotonic()
 
     @property
     def log_path(self) -> Path:
@@ -207,6 +208,16 @@ class LocalKeycloak:
 
     def start(self, timeout: float = 180.0) -> str:
         """Start a fresh server and block until it serves the master realm."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the server process and return at once (`wait_ready` waits).
+
+        With `die_with_parent`, call this from the thread that lives as long
+        as the server should: the kernel's parent-death signal fires when the
+        *thread* that forked the child exits, not the process.
+        """
         dist = fetch(self.version)
         self._prepare_dir()
         ports = _kl._free_ports(2)
@@ -221,7 +232,7 @@ class LocalKeycloak:
                "--hostname-strict=false", "--proxy-headers=xforwarded",
                f"--http-port={self.port}", "--http-host=127.0.0.1",
                f"--http-management-port={management}", "--log-console-output=default"]
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
         with open(self.log_path, "ab") as log_fh:
             self._proc = subprocess.Popen(
                 cmd, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log_fh,
@@ -232,12 +243,15 @@ class LocalKeycloak:
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "pid": self._pid, "port": self.port, "base_url": self.base_url,
             "version": self.version, "log": str(self.log_path), "started_at": time.time()}))
+
+    def wait_ready(self, timeout: float = 180.0) -> str:
+        """Block until the launched server serves the master realm; its base URL."""
         try:
-            self._wait_ready(t0 + timeout)
+            self._wait_ready(self._t0 + timeout)
         except BaseException:
             self.stop(keep=True)
             raise
-        self.startup_seconds = time.monotonic() - t0
+        self.startup_seconds = time.monotonic() - self._t0
         return self.base_url
 
     def _wait_ready(self, deadline: float) -> None:

@@ -49,22 +49,34 @@ def load_keycloak_local() -> ModuleType:
 
 
 class _Starter:
-    """Starts one LocalKeycloak in a thread; `result()` waits for it."""
+    """Launches one LocalKeycloak now; a thread waits for it; `result()` joins.
+
+    The process is launched from the calling (main) thread: with
+    die_with_parent the kernel signals the server when the thread that
+    forked it exits, so a short-lived starter thread would kill it.
+    """
 
     def __init__(self) -> None:
         self.server: Any = None
         self.url: str | None = None
         self.error: BaseException | None = None
         self.run_dir = Path(tempfile.mkdtemp(prefix="sessionwarden-keycloak-"))
-        self._thread = threading.Thread(target=self._start, name="keycloak-start", daemon=True)
-        self._thread.start()
-
-    def _start(self) -> None:
         try:
             kl = load_keycloak_local()
             # die_with_parent: a killed pytest must not leave a JVM behind.
             self.server = kl.LocalKeycloak(self.run_dir, die_with_parent=True)
-            self.url = self.server.start(timeout=float(os.environ.get(START_TIMEOUT_ENV, "240")))
+            self.server.launch()
+        except BaseException as exc:  # reported by the fixture, never swallowed
+            self.error = exc
+        self._thread = threading.Thread(target=self._wait, name="keycloak-start", daemon=True)
+        self._thread.start()
+
+    def _wait(self) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.url = self.server.wait_ready(
+                timeout=float(os.environ.get(START_TIMEOUT_ENV, "240")))
         except BaseException as exc:  # reported by the fixture, never swallowed
             self.error = exc
 

@@ -240,7 +240,11 @@ class EnforcerApp:
             ends = await reader.end_offsets(tps)
             pending = {tp for tp in tps if ends[tp] > 0}
             count = 0
+            deadline = time.monotonic() + s.producer_request_timeout
             while pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"state topic {s.enforce_state_topic} not restored in "
+                                       f"{s.producer_request_timeout:g}s")
                 batch = await reader.getmany(*pending, timeout_ms=500)
                 for tp, msgs in batch.items():
                     self.enforcer.state.load(tp.partition, ((m.key, m.value) for m in msgs))
@@ -314,4 +318,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.app.forget({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.app.restore({tp.partition for tp in assigned} - self.app.assigned)
+        try:
+            await self.app.restore({tp.partition for tp in assigned} - self.app.assigned)
+        except Exception as exc:  # without its state a partition must not be processed
+            self.app.on_fatal(exc)
+            raise
