@@ -321,3 +321,15 @@ async def test_token_source_caches_until_expiry() -> None:
     assert await tokens.get() == "t1"
     now[0] = 271.0  # renewed 30 s before expiry
     assert await tokens.get() == "t2"
+
+
+@respx.mock
+async def test_keycloak_offline_delete_failure_does_not_undo_a_revoke() -> None:
+    respx.post(f"{KC}/realms/acme/protocol/openid-connect/token").mock(return_value=kc_token())
+    respx.delete(f"{KC}/admin/realms/acme/sessions/s-1").mock(side_effect=[
+        httpx.Response(204), *[httpx.Response(500)] * 4])
+    client = keycloak(sleep=Sleeps())
+    result = await client.apply(revoke())
+    await client.aclose()
+    assert (result.outcome, result.http_status, result.attempts) == (Outcome.APPLIED, 204, 5)
+    assert (result.reason or "").startswith("offline session not deleted")

@@ -9,6 +9,8 @@ import signal
 import sys
 from typing import Any
 
+from pydantic import SecretStr
+
 from worker.cli.options import settings_from_args
 from worker.cli.running import run_or_fail, setup_logging
 
@@ -19,12 +21,12 @@ def cmd_ingest_keycloak(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     setup_logging(settings.log_level, settings.log_format)
-    secret = os.environ.get(args.client_secret_env, "")
-    if not secret:
+    secret = SecretStr(os.environ.get(args.client_secret_env, ""))
+    if not secret.get_secret_value():
         print(f"sessionwarden: environment variable {args.client_secret_env} (the client "
               "secret) is not set", file=sys.stderr)
         return 2
-    source = KeycloakEvents(args.url, args.realm, args.client_id, secret,
+    source = KeycloakEvents(args.url, args.realm, args.client_id, secret.get_secret_value(),
                             overlap_ms=settings.ingest_overlap_ms)
     if args.interval is not None:
         settings = settings.model_copy(update={"ingest_poll_interval": args.interval})

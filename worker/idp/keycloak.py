@@ -59,17 +59,23 @@ class KeycloakClient:
         path = f"{self._admin}/sessions/{quote(command.session_id, safe='')}"
         try:
             response, attempts = await self.http.request("DELETE", path, calls=calls)
-            status = response.status_code
-            if not command.preserve_refresh_tokens:
+        except IdpError as exc:
+            return ApplyResult(Outcome.FAILED, exc.status, len(calls), str(exc), calls)
+        status = response.status_code
+        reason = None
+        if not command.preserve_refresh_tokens:
+            # The session is already dead or gone: a failure here is reported, not fatal.
+            try:
                 offline, more = await self.http.request("DELETE", path, calls=calls,
                                                         params={"isOffline": "true"})
                 attempts += more
                 if status == 404 and offline.status_code < 300:
                     status = offline.status_code
-        except IdpError as exc:
-            return ApplyResult(Outcome.FAILED, exc.status, len(calls), str(exc), calls)
+            except IdpError as exc:
+                attempts = len(calls)
+                reason = f"offline session not deleted: {exc}"
         outcome = Outcome.ALREADY_GONE if status == 404 else Outcome.APPLIED
-        return ApplyResult(outcome, status, attempts, None, calls)
+        return ApplyResult(outcome, status, attempts, reason, calls)
 
     async def session_alive(self, command: Command) -> bool | None:
         if not command.user_id:
