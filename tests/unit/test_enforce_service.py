@@ -16,7 +16,7 @@ import pytest
 
 from detectors.policy import PolicyError, policy_from_mapping
 from worker.enforce.app import EnforcerApp
-from worker.enforce.commands import DISCARD, RELEASE, control_record
+from worker.enforce.commands import DISCARD, RELEASE, RETRY, control_record
 from worker.enforce.rails import EnforcementPolicy, enforcement_from_mapping
 from worker.enforce.ratelimit import TokenBucket
 from worker.enforce.service import Enforcer
@@ -302,3 +302,27 @@ def test_targets_read_secrets_from_the_environment_and_never_show_them(tmp_path:
     bad.write_text('[tenants.x]\nkind = "ping"\n')
     with pytest.raises(TargetsError, match=r"tenants\.x"):
         load_targets(bad)
+
+
+async def test_a_failed_command_is_retried_only_by_an_operator() -> None:
+    class Outage(FakeClient):
+        down = True
+
+        async def apply(self, command: Command) -> ApplyResult:
+            if self.down:
+                return ApplyResult(Outcome.FAILED, 503, 5, "gave up after 5 attempts")
+            return await super().apply(command)
+
+    client = Outage(alive={"s-1"})
+    app, sender, _fake = make(client=client)
+    await app.process([rec(cmd("c1"))])
+    await app.process([rec(cmd("c1"))])  # a re-delivery is not a retry
+    assert [r["outcome"] for r in sender.results()] == ["failed"]
+    assert [e.command_id for e in app.enforcer.state.failed("acme")] == ["c1"]
+    client.down = False
+    await app.process([rec(control_record(RETRY, "c1", "acme", "s-1", "ops"))])
+    last = sender.results()[-1]
+    assert (last["outcome"], last["resolution"], last["operator"]) == ("applied", "retried", "ops")
+    assert client.alive == set() and not list(app.enforcer.state.failed("acme"))
+    await app.process([rec(control_record(RETRY, "c1", "acme", "s-1", "ops"))])
+    assert len(sender.results()) == 2  # nothing left to retry: no third result

@@ -1,4 +1,4 @@
-"""`sessionwarden enforce` (the enforcer) and its operator verbs `held|release|discard`.
+"""`sessionwarden enforce` (the enforcer) and its operator verbs `held|release|discard|retry`.
 
 aiokafka, httpx and aiohttp are imported inside the commands, so `--help`
 stays fast.
@@ -73,7 +73,8 @@ def cmd_held(args: argparse.Namespace) -> int:
     store = run_or_fail(read_state(settings), "enforce held")
     if isinstance(store, int):
         return store
-    for e in sorted(store.held(args.tenant), key=lambda e: (e.tenant, e.ts_ms)):
+    chosen = store.failed(args.tenant) if args.failed else store.held(args.tenant)
+    for e in sorted(chosen, key=lambda e: (e.tenant, e.ts_ms)):
         sys.stdout.write(dumps_line({"command_id": e.command_id, "tenant": e.tenant,
                                      "session_id": e.session_id, "type": e.type,
                                      "ts_ms": e.ts_ms}).decode())
@@ -81,18 +82,20 @@ def cmd_held(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    from worker.enforce.commands import DISCARD, RELEASE  # noqa: PLC0415
+    from worker.enforce.commands import DISCARD, RELEASE, RETRY  # noqa: PLC0415
     from worker.enforce.operator import read_state, select_held, send_controls  # noqa: PLC0415
 
     if not args.all and not args.command_id:
         return fail(f"{args.enforce_action} needs --command-id ID (repeatable) or --all")
     settings = settings_from_args(args)
-    action = RELEASE if args.enforce_action == "release" else DISCARD
+    action = {"release": RELEASE, "discard": DISCARD, "retry": RETRY}[args.enforce_action]
+    failed = action == RETRY
     operator = args.operator or getpass.getuser()
 
     async def go() -> tuple[int, list[str]]:
         store = await read_state(settings)
-        chosen, missing = select_held(store, args.tenant, None if args.all else args.command_id)
+        chosen, missing = select_held(store, args.tenant, None if args.all else args.command_id,
+                                      failed=failed)
         if missing:
             return 0, missing
         return await send_controls(settings, action, chosen, operator), []
@@ -102,8 +105,10 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         return outcome
     sent, missing = outcome
     if missing:
-        return fail(f"not held for tenant {args.tenant!r}: {', '.join(missing)}")
-    print(f"{args.enforce_action}: {sent} held command(s) of tenant {args.tenant!r} "
+        return fail(f"not {'failed' if failed else 'held'} for tenant {args.tenant!r}: "
+                    f"{', '.join(missing)}")
+    print(f"{args.enforce_action}: {sent} {'failed' if failed else 'held'} command(s) of "
+          f"tenant {args.tenant!r} "
           f"sent to the enforcer", file=sys.stderr)
     return 0
 
@@ -128,18 +133,22 @@ def add_enforce_commands(sub: Any) -> None:
     p.add_argument("--log-level", help="DEBUG|INFO|WARNING|ERROR")
     p.add_argument("--log-format", choices=("json", "text"), help="log line format")
     p.set_defaults(func=cmd_enforce)
-    verbs = p.add_subparsers(dest="enforce_action", metavar="{held,release,discard}")
+    verbs = p.add_subparsers(dest="enforce_action", metavar="{held,release,discard,retry}")
     h = verbs.add_parser("held", help="list the commands the breaker holds")
     h.add_argument("--tenant", default=None, help="only this tenant")
+    h.add_argument("--failed", action="store_true",
+                   help="list failed commands (retryable) instead")
     h.add_argument("--broker", help="bootstrap servers")
     h.set_defaults(func=cmd_held)
     for verb, what in (("release", "apply held commands now (bypassing the breaker)"),
-                       ("discard", "drop held commands for good (never applied)")):
+                       ("discard", "drop held commands for good (never applied)"),
+                       ("retry", "apply failed commands again (e.g. after an IdP outage)")):
         v = verbs.add_parser(verb, help=what)
         v.add_argument("--tenant", required=True)
         group = v.add_mutually_exclusive_group()
         group.add_argument("--command-id", action="append", help="a held command (repeatable)")
-        group.add_argument("--all", action="store_true", help="every held command of the tenant")
+        group.add_argument("--all", action="store_true",
+                           help="every held (retry: failed) command of the tenant")
         v.add_argument("--operator", help="recorded in the result (default: login name)")
         v.add_argument("--broker", help="bootstrap servers")
         v.set_defaults(func=cmd_resolve)

@@ -17,9 +17,10 @@ from worker.idp.base import COMMAND_TYPES, Command
 
 RELEASE = "sessionwarden.release_held"
 DISCARD = "sessionwarden.discard_held"
-CONTROL_TYPES = (RELEASE, DISCARD)
+RETRY = "sessionwarden.retry_failed"
+CONTROL_TYPES = (RELEASE, DISCARD, RETRY)
 """Operator controls, written to `session-commands` by `sessionwarden enforce
-release|discard` with the held command's session id as key, so that the
+release|discard|retry` with the command's session id as key, so that the
 enforcer instance owning that partition handles them in order."""
 MAX_ID = 256
 

@@ -1,4 +1,4 @@
-"""Operator actions on held commands: list, release, discard.
+"""Operator actions: list, release and discard held commands; retry failed ones.
 
 Why through Kafka: the enforcer instance that owns a held command's partition
 is the only one allowed to apply it, in order with the session's other
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from worker.enforce.commands import DISCARD, RELEASE, control_record
+from worker.enforce.commands import DISCARD, RELEASE, RETRY, control_record
 from worker.enforce.state import Entry, StateStore
 from worker.kafka.client import aiokafka_security, bootstrap_servers
 from worker.settings import Settings
@@ -75,7 +75,7 @@ async def send_controls(settings: Settings, action: str, entries: Iterable[Entry
     """One control record per held command, keyed by its session id."""
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
-    assert action in (RELEASE, DISCARD)
+    assert action in (RELEASE, DISCARD, RETRY)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.broker),
                                 acks="all", enable_idempotence=True,
                                 client_id="sessionwarden-operator",
@@ -94,10 +94,10 @@ async def send_controls(settings: Settings, action: str, entries: Iterable[Entry
     return sent
 
 
-def select_held(store: StateStore, tenant: str, command_ids: list[str] | None) -> \
-        tuple[list[Entry], list[str]]:
-    """The held entries to act on, and the requested ids that are not held."""
-    held = {e.command_id: e for e in store.held(tenant)}
+def select_held(store: StateStore, tenant: str, command_ids: list[str] | None,
+                *, failed: bool = False) -> tuple[list[Entry], list[str]]:
+    """The held (or, with `failed`, failed) entries to act on, and requested ids that are not."""
+    held = {e.command_id: e for e in (store.failed(tenant) if failed else store.held(tenant))}
     if command_ids is None:
         return sorted(held.values(), key=lambda e: (e.ts_ms, e.command_id)), []
     return [held[c] for c in command_ids if c in held], [c for c in command_ids if c not in held]

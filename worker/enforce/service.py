@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.enforce.breaker import Breaker
-from worker.enforce.commands import DISCARD, RELEASE, Control, Invalid, decode
+from worker.enforce.commands import DISCARD, RELEASE, RETRY, Control, Invalid, decode
 from worker.enforce.metrics import EnforceMetrics
 from worker.enforce.rails import EnforcementPolicy
 from worker.enforce.ratelimit import TokenBucket
@@ -138,9 +138,11 @@ class Enforcer:
             http_status=http_status, attempts=attempts, reason=reason, mode=item.mode,
             cause_event_id=cmd.cause_event_id, issued_at=cmd.issued_at, in_doubt=item.in_doubt,
             breaker=breaker, resolution=item.resolution, operator=item.operator, calls=calls)
+        # Held and failed commands keep their content: an operator may apply them later.
+        keep = state == HELD or (outcome is Outcome.FAILED and bool(cmd.fields))
         item.state = Entry(state, cmd.command_id, item.partition, cmd.tenant, cmd.session_id,
-                           cmd.type, item.ts_ms, outcome.value,
-                           cmd.fields if state == HELD else None, item.resolution, item.operator)
+                           cmd.type, item.ts_ms, outcome.value, cmd.fields if keep else None,
+                           item.resolution, item.operator)
 
     def classify(self, item: Item, value: bytes | None, key: bytes | None, origin: str,
                  batch_ids: set[str]) -> None:
@@ -216,13 +218,19 @@ class Enforcer:
         item.apply = True
 
     def _control(self, item: Item, ctrl: Control, batch_ids: set[str]) -> None:
+        """release/discard a held command, or retry a failed one (an operator's decision)."""
         entry = self.state.get(ctrl.command_id)
-        released_in_doubt = (entry is not None and entry.state == INTENT
-                             and entry.resolution == "released" and ctrl.action == RELEASE)
-        if entry is None or not (entry.state == HELD or released_in_doubt) \
-                or ctrl.command_id in batch_ids:
+        resolution = {RELEASE: "released", DISCARD: "discarded", RETRY: "retried"}[ctrl.action]
+        in_doubt = (entry is not None and entry.state == INTENT
+                    and entry.resolution == resolution)
+        if ctrl.action == RETRY:
+            matches = entry is not None and entry.state == DONE \
+                and entry.outcome == Outcome.FAILED.value
+        else:
+            matches = entry is not None and entry.state == HELD
+        if entry is None or not (matches or in_doubt) or ctrl.command_id in batch_ids:
             self.metrics.controls.labels(ctrl.action, "no").inc()
-            log.warning("operator action matches no held command", extra={
+            log.warning("operator action matches no held or failed command", extra={
                 "action": ctrl.action, "command_id": ctrl.command_id, "tenant": ctrl.tenant,
                 "state": entry.state if entry else None})
             return
@@ -236,15 +244,15 @@ class Enforcer:
         item.operator = ctrl.operator
         item.partition = entry.partition
         item.ts_ms = entry.ts_ms
-        item.in_doubt = released_in_doubt
+        item.in_doubt = in_doubt
+        item.resolution = resolution
         if ctrl.action == DISCARD:
-            item.resolution = "discarded"
             self._finish(item, cmd, Outcome.HELD_BY_BREAKER, breaker="open",
                          reason=f"held command discarded by {ctrl.operator}")
         else:
-            item.resolution = "released"
             item.apply = True
-            self.breaker.record_revoke(cmd.tenant, cmd.session_id, entry.ts_ms)
+            if cmd.type in REVOKE_TYPES:
+                self.breaker.record_revoke(cmd.tenant, cmd.session_id, entry.ts_ms)
 
     # -- applying ------------------------------------------------------------
 

@@ -105,6 +105,12 @@ class StateStore:
         return (e for e in self.entries.values()
                 if e.state == HELD and (tenant is None or e.tenant == tenant))
 
+    def failed(self, tenant: str | None = None) -> Iterator[Entry]:
+        """Commands whose last outcome is `failed` and whose content is kept (retryable)."""
+        return (e for e in self.entries.values()
+                if e.state == DONE and e.outcome == "failed" and e.command is not None
+                and (tenant is None or e.tenant == tenant))
+
     def has_held(self, tenant: str) -> bool:
         return any(True for _ in self.held(tenant))
 
