@@ -1,7 +1,9 @@
-"""The enforcer's consumer loop: commands in, IdP calls, one result per command out.
+"""What the enforcer does with a batch of commands: decide, apply, report.
 
-Each batch of `session-commands` records goes through these steps, in order
-(docs/enforcement.md explains why each is where it is):
+`Enforcer` holds the decisions (state, rails, IdP calls); `EnforcerApp`
+(app.py) runs it on Kafka. Each batch of `session-commands` records goes
+through these steps, in order (docs/enforcement.md explains why each is
+where it is):
 
 1. decode and classify every record against the restored state and the
    rails: duplicate (already `done`/`held`: skipped), immediate result
@@ -20,7 +22,8 @@ Each batch of `session-commands` records goes through these steps, in order
 A crash before 2 completes re-delivers commands that were never sent; between
 2 and 4, commands in doubt (probed, not blindly re-sent); after 4, duplicates
 that are skipped. No command is lost, none is applied twice, each gets one
-result (a held command gets a second one when an operator resolves it).
+result (a held or failed command gets one more when an operator resolves or
+retries it).
 """
 
 from __future__ import annotations

@@ -71,16 +71,33 @@ class Entry:
 
 @dataclass(slots=True)
 class StateStore:
-    """command id -> Entry for the partitions this instance owns."""
+    """command id -> Entry for the partitions this instance owns.
+
+    Held commands are also indexed per tenant: the breaker asks "does this
+    tenant have held commands?" for every revoke, which must not scan every
+    command ever seen.
+    """
 
     entries: dict[str, Entry] = field(default_factory=dict)
     invalid_records: int = 0
+    _held: dict[str, set[str]] = field(default_factory=dict)
 
     def get(self, command_id: str) -> Entry | None:
         return self.entries.get(command_id)
 
     def put(self, entry: Entry) -> None:
+        self._unindex(self.entries.get(entry.command_id))
         self.entries[entry.command_id] = entry
+        if entry.state == HELD:
+            self._held.setdefault(entry.tenant, set()).add(entry.command_id)
+
+    def _unindex(self, old: Entry | None) -> None:
+        if old is not None and old.state == HELD:
+            ids = self._held.get(old.tenant)
+            if ids is not None:
+                ids.discard(old.command_id)
+                if not ids:
+                    del self._held[old.tenant]
 
     def load(self, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Apply a partition's records in offset order (last one wins, None deletes)."""
@@ -89,21 +106,23 @@ class StateStore:
                 continue
             command_id = key.decode("utf-8", "replace")
             if value is None:
-                self.entries.pop(command_id, None)
+                self._unindex(self.entries.pop(command_id, None))
                 continue
             try:
-                self.entries[command_id] = Entry.from_bytes(value, partition)
+                self.put(Entry.from_bytes(value, partition))
             except (ValueError, KeyError, TypeError):
                 self.invalid_records += 1
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the entries of partitions this instance no longer owns."""
         gone = set(partitions)
-        self.entries = {k: e for k, e in self.entries.items() if e.partition not in gone}
+        for entry in [e for e in self.entries.values() if e.partition in gone]:
+            self._unindex(entry)
+            del self.entries[entry.command_id]
 
     def held(self, tenant: str | None = None) -> Iterator[Entry]:
-        return (e for e in self.entries.values()
-                if e.state == HELD and (tenant is None or e.tenant == tenant))
+        tenants = [tenant] if tenant is not None else list(self._held)
+        return (self.entries[cid] for t in tenants for cid in sorted(self._held.get(t, ())))
 
     def failed(self, tenant: str | None = None) -> Iterator[Entry]:
         """Commands whose last outcome is `failed` and whose content is kept (retryable)."""
@@ -112,7 +131,7 @@ class StateStore:
                 and (tenant is None or e.tenant == tenant))
 
     def has_held(self, tenant: str) -> bool:
-        return any(True for _ in self.held(tenant))
+        return tenant in self._held
 
     def __len__(self) -> int:
         return len(self.entries)
