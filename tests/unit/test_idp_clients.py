@@ -214,6 +214,9 @@ async def test_keycloak_revoke_deletes_online_and_offline_session() -> None:
     await client.aclose()
     assert (result.outcome, result.http_status) == (Outcome.APPLIED, 204)
     assert online.call_count == 1 and offline.call_count == 1
+    assert sorted((c.path, c.status) for c in result.calls) == [
+        ("/admin/realms/acme/sessions/s-1", 204),
+        ("/admin/realms/acme/sessions/s-1?isOffline=true", 404)]
     form = dict(httpx.QueryParams(token.calls[0].request.content.decode()))
     assert form == {"grant_type": "client_credentials", "client_id": "sessionwarden-enforcer",
                     "client_secret": "kc-secret"}

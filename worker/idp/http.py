@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -129,6 +130,8 @@ class AdminHttp:
         last_status: int | None = None
         last_error = ""
         extra_headers = dict(kwargs.pop("headers", {}) or {})
+        params = kwargs.get("params")
+        shown = f"{path}?{urlencode(params)}" if params else path  # for `calls`
         while attempt < self.retry.max_attempts:
             attempt += 1
             headers = dict(extra_headers)
@@ -152,11 +155,11 @@ class AdminHttp:
             except httpx.TransportError as exc:
                 last_status, last_error = None, f"{type(exc).__name__}: {exc}"[:200]
                 if calls is not None:
-                    calls.append(Call(method, path, None))
+                    calls.append(Call(method, shown, None))
             else:
                 last_status = response.status_code
                 if calls is not None:
-                    calls.append(Call(method, path, last_status))
+                    calls.append(Call(method, shown, last_status))
                 if last_status == 401 and self.tokens is not None and not renewed:
                     renewed = True
                     self.tokens.invalidate()
