@@ -18,7 +18,6 @@ for step-up authentication, so only `revoke_session` is supported.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -58,32 +57,27 @@ class KeycloakClient:
             return ApplyResult(Outcome.UNSUPPORTED, reason=f"keycloak cannot apply {command.type}")
         calls: list[Call] = []
         path = f"{self._admin}/sessions/{quote(command.session_id, safe='')}"
-        online = self.http.request("DELETE", path, calls=calls)
-        if command.preserve_refresh_tokens:
-            try:
-                response, attempts = await online
-            except IdpError as exc:
-                return ApplyResult(Outcome.FAILED, exc.status, len(calls), str(exc), calls)
-            return ApplyResult(Outcome.ALREADY_GONE if response.status_code == 404
-                               else Outcome.APPLIED, response.status_code, attempts, None, calls)
-        # The offline twin (offline_access refresh tokens) is deleted at the same time:
-        # the session is dead as soon as the first DELETE returns, the second adds no wait.
-        offline = self.http.request("DELETE", path, calls=calls, params={"isOffline": "true"})
-        first, second = await asyncio.gather(online, offline, return_exceptions=True)
-        if isinstance(first, BaseException):
-            if not isinstance(first, IdpError):
-                raise first
-            return ApplyResult(Outcome.FAILED, first.status, len(calls), str(first), calls)
-        status = first[0].status_code
+        try:
+            response, attempts = await self.http.request("DELETE", path, calls=calls)
+        except IdpError as exc:
+            return ApplyResult(Outcome.FAILED, exc.status, len(calls), str(exc), calls)
+        status = response.status_code
         reason = None
-        if isinstance(second, IdpError):  # the session itself is dead or gone: report only
-            reason = f"offline session not deleted: {second}"
-        elif isinstance(second, BaseException):
-            raise second
-        elif status == 404 and second[0].status_code < 300:
-            status = second[0].status_code
+        if not command.preserve_refresh_tokens:
+            # After the online session, not at the same time: two concurrent deletes of
+            # one session contend inside Keycloak (measured: 26 vs 39-60 commands/s).
+            # The session is already dead or gone: a failure here is reported, not fatal.
+            try:
+                offline, more = await self.http.request("DELETE", path, calls=calls,
+                                                        params={"isOffline": "true"})
+                attempts += more
+                if status == 404 and offline.status_code < 300:
+                    status = offline.status_code
+            except IdpError as exc:
+                attempts = len(calls)
+                reason = f"offline session not deleted: {exc}"
         outcome = Outcome.ALREADY_GONE if status == 404 else Outcome.APPLIED
-        return ApplyResult(outcome, status, len(calls), reason, calls)
+        return ApplyResult(outcome, status, attempts, reason, calls)
 
     async def session_alive(self, command: Command) -> bool | None:
         if not command.user_id:
