@@ -6,13 +6,15 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO   := data/demo/events.jsonl
 OUT    ?= out/demo
 
-.PHONY: help venv run test unit lint typecheck kafka-fetch kafka-up kafka-down bench bench-quick demo-data clean
+.PHONY: help venv run test unit lint typecheck kafka-fetch kafka-up kafka-down keycloak-fetch keycloak-up keycloak-down bench bench-quick bench-enforce demo-data clean
 
 help:
 	@echo "make run    - replay the bundled demo log (no Kafka) and print the summary"
 	@echo "make test   - lint, type-check and run the whole test suite (starts a local Kafka)"
 	@echo "make bench  - benchmarks -> bench/results.json and BENCHMARKS.md"
 	@echo "make kafka-up / kafka-down - a local single-node Kafka for development"
+	@echo "make keycloak-up / keycloak-down - a local Keycloak (admin/admin) for trying enforcement"
+	@echo "make bench-enforce - enforcer benchmark on a local Kafka + Keycloak -> bench/out/enforce.json"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +34,10 @@ lint: venv
 kafka-fetch:
 	$(PYTHON) scripts/kafka_local.py fetch
 
-test: venv kafka-fetch lint
+keycloak-fetch:
+	$(PYTHON) scripts/keycloak_local.py fetch
+
+test: venv kafka-fetch keycloak-fetch lint
 	$(BIN)/python -m pytest
 
 unit: venv
@@ -44,6 +49,15 @@ kafka-up:
 kafka-down:
 	$(PYTHON) scripts/kafka_local.py stop
 
+keycloak-up:
+	$(PYTHON) scripts/keycloak_local.py start
+
+keycloak-down:
+	$(PYTHON) scripts/keycloak_local.py stop
+
+bench-enforce: venv kafka-fetch keycloak-fetch
+	$(BIN)/python -m bench.enforce_bench
+
 bench: venv kafka-fetch
 	$(BIN)/python -m bench.run
 
@@ -54,4 +68,4 @@ demo-data: venv
 	$(BIN)/python data/generate_events.py --profile demo --out $(DEMO)
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache .sessionwarden-data .kafka-local
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache .sessionwarden-data .kafka-local .keycloak-local

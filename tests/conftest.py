@@ -9,7 +9,7 @@ from worker.enrich import Enricher
 from worker.pipeline import Pipeline
 from worker.settings import Settings
 
-pytest_plugins = ["tests.kafka_plugin", "tests.kafka_auth_plugin"]
+pytest_plugins = ["tests.kafka_plugin", "tests.kafka_auth_plugin", "tests.keycloak_plugin"]
 
 
 @pytest.fixture(scope="session")

@@ -175,3 +175,21 @@ class Settings(DecisionSettings):
     push_max_attempts: int = Field(default=8, ge=1, description="tries per SET before exiting")
     push_backoff: float = Field(default=0.5, gt=0, description="first retry delay, doubling")
     push_backoff_max: float = Field(default=30.0, gt=0)
+
+    # Enforcer (`sessionwarden enforce`, docs/enforcement.md)
+    results_topic: str = Field(default="session-enforcement",
+                               description="one result per command (key = session id)")
+    enforce_state_topic: str = Field(default="session-enforcement-state",
+                                     description="compacted intent/done/held log of commands")
+    enforce_group: str = Field(default="sessionwarden-enforcer",
+                               description="consumer group of the enforcer")
+    targets_file: Path | None = Field(default=None,
+                                      description="TOML: IdP target and credentials per tenant")
+    enforce_batch_size: int = Field(default=500, ge=1, description="max commands per batch")
+    enforce_web_port: int = Field(default=6067, ge=0, le=65535)
+    enforce_web_host: str = "127.0.0.1"
+
+    # Keycloak admin-events ingest (`sessionwarden ingest keycloak`)
+    ingest_poll_interval: float = Field(default=1.0, gt=0, description="seconds between polls")
+    ingest_overlap_ms: int = Field(
+        default=5000, ge=0, description="re-read this far behind the cursor: late-committed events")

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from detectors import PolicyError
 from worker.about import package_version
+from worker.cli.enforce import add_enforce_commands
+from worker.cli.ingest import add_ingest_commands
 from worker.cli.kafka import add_kafka_commands
 from worker.cli.netclass import add_netclass_command
 from worker.cli.replay import add_replay_command
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_netclass_command(sub)
     add_score_command(sub)
     add_signals_commands(sub)
+    add_enforce_commands(sub)
+    add_ingest_commands(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Sources that bring IdP events into Kafka (`sessionwarden ingest ...`)."""
