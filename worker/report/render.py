@@ -160,7 +160,7 @@ def render(summary: dict[str, Any], manifest: dict[str, Any] | None, c: Collecte
     findings_svg, findings_series, findings_step = stacked_bars(
         c.per_minute, "findings over event time, per detector and action")
     commands_svg, commands_series, commands_step = stacked_bars(
-        c.commands_per_minute, "revokes and step-ups over event time")
+        c.commands_per_minute, "revokes and step-ups over event time", height=150)
     last_event = c.time_range[1] if c.time_range else None
     facts = (manifest or {}).get("facts") or {}
     databases = [{**d, "age_days": _age_days(d.get("built"), last_event)}
