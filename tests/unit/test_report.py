@@ -137,3 +137,35 @@ def test_report_command_and_a_new_replay_replaces_the_report(story: Path,
     src = story.parent / "in.jsonl"
     assert main(["replay", str(src), "--out", str(story), "--json"]) == 0
     assert not (story / "report.html").exists()  # a stale report never describes new outputs
+
+
+def test_skipping_lines_by_their_bytes_changes_no_timeline(tmp_path: Path) -> None:
+    """The pre-decode filter (worker.report.timeline.prefilter) only skips unrelated lines."""
+    from worker.report.manifest import read_manifest  # noqa: PLC0415
+    from worker.report.timeline import prefilter, rerun  # noqa: PLC0415
+
+    demo = Path(__file__).resolve().parents[2] / "data" / "demo" / "events.jsonl"
+    escaped = native(9000, "s-\u00e9t\u00e9", "89.160.20.112").replace(
+        "s-\u00e9t\u00e9".encode(), b"s-\\u00e9t\\u00e9")
+    moved = native(9001, "s-\u00e9t\u00e9", "216.160.83.56", "silent_auth")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(demo.read_bytes() + escaped + b"\n" + moved + b"\n")
+    out = tmp_path / "out"
+    assert main(["replay", str(src), "--out", str(out), "--json"]) == 0
+    manifest = read_manifest(out / "run.json")
+    assert manifest is not None
+    revoked = {orjson.loads(line)["session_id"] for line in
+               (out / "commands.jsonl").read_bytes().splitlines()
+               if b'"revoke_session"' in line}
+    users = {("acme", "u1")}
+    assert "s-\u00e9t\u00e9" in revoked
+    fast = rerun(manifest, None, revoked, users)
+    slow = rerun(manifest, None, revoked, users, skip_lines=False)
+    assert fast.rows == slow.rows and fast.acting_ids == slow.acting_ids
+    assert len(fast.rows["s-\u00e9t\u00e9"]) == 2  # the escaped first event was not skipped
+    may_concern = prefilter({"s-1"}, set())
+    assert may_concern is not None
+    assert not may_concern(b'{"session":{"id":"s-10"}}')
+    assert may_concern(b'{"session" : {"id" : "s-1"}}')
+    assert may_concern(b"12:00:00 INFO type=LOGIN, sessionId=s-2")  # text: always decoded
+    assert prefilter({"123"}, set()) is None  # a stringified number may be spelt otherwise
