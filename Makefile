@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO   := data/demo/events.jsonl
 OUT    ?= out/demo
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv run test unit lint typecheck kafka-fetch kafka-up kafka-down keycloak-fetch keycloak-up keycloak-down bench bench-quick bench-enforce demo-data clean
+.PHONY: help venv run test unit lint typecheck kafka-fetch browser kafka-up kafka-down keycloak-fetch keycloak-up keycloak-down bench bench-quick bench-enforce demo-data clean
 
 help:
 	@echo "make run    - replay the bundled demo log (no Kafka) and print the summary"
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: venv
-	$(BIN)/sessionwarden replay $(DEMO) --out $(OUT)
+	$(BIN)/sessionwarden replay $(DEMO) --out $(OUT) --report
 
 lint: venv
 	$(BIN)/ruff check detectors worker tests scripts bench data/generate_events.py data/generate_labelled.py
@@ -37,7 +38,12 @@ kafka-fetch:
 keycloak-fetch:
 	$(PYTHON) scripts/keycloak_local.py fetch
 
-test: venv kafka-fetch keycloak-fetch lint
+# Debian's Chromium for the report's browser test; installed only when missing.
+browser:
+	@test -x $(CHROMIUM) || { echo "installing chromium (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: venv kafka-fetch keycloak-fetch browser lint
 	$(BIN)/python -m pytest
 
 unit: venv

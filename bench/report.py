@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _replay_section(results.get("replay"))
     lines += _kafka_section(results.get("kafka"), results.get("scale"))
     lines += _memory_section(results.get("memory"))
+    lines += _report_section(REPORT_RESULTS)
     lines += ["## Workload", ""]
     for name, w in (results.get("workload") or {}).items():
         lines.append(f"- `{name}`: {w}")
@@ -182,6 +184,28 @@ def _memory_section(mem: dict[str, Any] | None) -> list[str]:
     sessions = (w or r or {}).get("sessions")
     out += ["", f"Measured over {sessions:,} sessions' full event streams and scaled "
             "linearly to 100,000." if sessions else ""]
+    return [*out, ""]
+
+
+REPORT_RESULTS = Path(__file__).resolve().parent / "report_results.json"
+
+
+def _report_section(path: Path) -> list[str]:
+    """The replay report on the 1M-event log (`python -m bench.report_bench`), when measured."""
+    out = ["### replay report", ""]
+    if not path.is_file():
+        return [*out, "not run (`python -m bench.report_bench`)", ""]
+    r = json.loads(path.read_text())
+    rep, lean = r["report"], r["report_without_timelines"]
+    out += [f"`sessionwarden report` on the replay of {r['events']:,} events / "
+            f"{r['sessions']:,} sessions ({r['input_bytes'] / 1e6:,.0f} MB input, "
+            f"{r['revokes']:,} revokes, {rep['acted_on_sessions']:,} acted-on sessions; "
+            f"load average {r['machine']['loadavg_at_start']} at start). Raw figures: "
+            "[bench/report_results.json](bench/report_results.json).", ""]
+    out += _table(["report", "seconds", "size (MB)"], [
+        [f"with timelines ({rep['timelines']}, re-run of the input)", rep["seconds"],
+         rep["bytes"] / 1e6],
+        ["without timelines (`--no-timelines`)", lean["seconds"], lean["bytes"] / 1e6]])
     return [*out, ""]
 
 

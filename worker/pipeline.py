@@ -7,15 +7,17 @@ dict as the store; the Faust worker passes its changelog-backed table.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from detectors import Baseline, Policy, SessionEvent, evaluate
+from detectors import Baseline, Decision, EnrichedEvent, Policy, SessionEvent, evaluate
 from detectors.model import UserProfile
 from worker.codec import dumps
 from worker.enrich import Enricher
-from worker.formats import Invalid, Skip, decode_line
+from worker.formats import Invalid, Outcome, Skip, decode_line
 from worker.policy_file import load_policy
 from worker.routing import user_key
 from worker.settings import DecisionSettings
@@ -57,6 +59,11 @@ class MemoryStore(dict[str, Baseline]):
 
 Record = tuple[bytes | None, bytes]
 """An output record as it goes on the wire: (Kafka key = session id, JSON value)."""
+
+Trace = Callable[[SessionEvent, EnrichedEvent, Baseline | None, Decision], None]
+"""Called with (event, enriched event, baseline before it, decision) for every decision
+kept, duplicates included: the report's per-session timelines and `diff` read decisions
+this way. The baseline is a copy (None for a session's first event)."""
 
 
 @dataclass(slots=True)
@@ -103,6 +110,8 @@ class Stats:
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
     dead_by_reason: Counter[str] = field(default_factory=Counter)
     processed_by_source: Counter[str] = field(default_factory=Counter)
+    commands_by_tenant: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(command type, tenant) -> count, for the worker's metrics (not in summary.json)."""
 
     def summary(self, sessions: int | None = None) -> dict[str, Any]:
         """The summary.json content: deterministic (sorted keys, no timings)."""
@@ -152,6 +161,8 @@ class Pipeline:
         self.signer = signer
         self.max_output_bytes = max_output_bytes
         self.stats = Stats()
+        self.trace: Trace | None = None
+        """Optional observer of decisions (see `Trace`); None costs nothing per event."""
 
     @classmethod
     def from_settings(cls, settings: DecisionSettings, *,
@@ -171,7 +182,12 @@ class Pipeline:
     def process(self, raw: bytes, origin: dict[str, Any], store: BaselineStore,
                 out: Outputs) -> None:
         """Process one input record (a line or a Kafka message value)."""
-        for index, outcome in enumerate(decode_line(raw, self.fmt)):
+        self.process_decoded(raw, decode_line(raw, self.fmt), origin, store, out)
+
+    def process_decoded(self, raw: bytes, outcomes: list[Outcome], origin: dict[str, Any],
+                        store: BaselineStore, out: Outputs) -> None:
+        """Process the decoded outcomes of one record (`diff` decodes once for two policies)."""
+        for index, outcome in enumerate(outcomes):
             self.stats.events_read += 1
             if isinstance(outcome, SessionEvent):
                 self.process_event(outcome, store, out, raw, origin, index)
@@ -208,11 +224,16 @@ class Pipeline:
         pkey = user_key(event.tenant or (baseline.tenant if baseline is not None else ""),
                         user) if user else None
         profile = (store.get_profile(pkey) or UserProfile(pkey)) if pkey else None
-        decision = evaluate(self.enricher.enrich(event), baseline, self.policy, profile)
+        enriched = self.enricher.enrich(event)
+        trace = self.trace
+        before = copy.copy(baseline) if trace is not None and baseline is not None else None
+        decision = evaluate(enriched, baseline, self.policy, profile)
         if decision.duplicate:
             stats.events_processed += 1
             stats.processed_by_source[event.source] += 1
             stats.duplicates += 1
+            if trace is not None:
+                trace(event, enriched, before, decision)
             return
         sid = key.encode()
         commands = [(sid, dumps(r)) for r in decision.commands]
@@ -246,6 +267,7 @@ class Pipeline:
             stats.commands += len(commands)
             for cmd in decision.commands:
                 stats.commands_by_type[cmd["type"]] += 1
+                stats.commands_by_tenant[cmd["type"], cmd["tenant"] or ""] += 1
         if audit:
             out.audit.extend(audit)
             stats.audit_events += len(audit)
@@ -257,6 +279,8 @@ class Pipeline:
             stats.signals += len(signals)
         for f in decision.findings:
             stats.findings_by_detector[f"{f.detector}:{f.action}"] += 1
+        if trace is not None:
+            trace(event, enriched, before, decision)
 
 
 def input_position(origin: dict[str, Any] | None,

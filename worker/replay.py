@@ -37,6 +37,9 @@ OUTPUT_FILES = ("commands.jsonl", "audit.jsonl", "alerts.jsonl", "dead_letter.js
                 "signals.jsonl")
 SUMMARY = "summary.json"
 JWKS_FILE = "jwks.json"
+RUN_FILE = "run.json"
+REPORT_FILES = (RUN_FILE, "report.html", "diff.json", ".report.html.tmp", ".diff.json.tmp")
+"""Written beside the outputs by the report and `diff` (`worker.report`)."""
 FLUSH_EVERY = 2048
 
 
@@ -46,29 +49,47 @@ def iter_records(path: Path | str | InputFile) -> Iterator[tuple[int, bytes]]:
 
 
 class Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+    """A progress bar on a terminal (rich); silent when the stream is not a terminal.
 
-    def __init__(self, total_bytes: int, stream: IO[str]) -> None:
-        self.total = max(total_bytes, 1)
-        self.stream = stream
+    Updates are throttled by the caller's batching and rich's own refresh
+    rate, so a replay pays nothing per record for it.
+    """
+
+    def __init__(self, total_bytes: int, stream: IO[str] | None = None) -> None:
+        stream = stream or sys.stderr
         self.enabled = is_terminal(stream)
-        self.started = time.monotonic()
-        self.next_at = self.started + 0.5
+        self._bar: Any = None
+        self._task: Any = None
+        if not self.enabled:
+            return
+        from rich.console import Console  # noqa: PLC0415 - only on a terminal
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as Bar  # noqa: PLC0415
+
+        self._started = time.monotonic()
+        self._bar = Bar(TextColumn("[bold]replaying"), BarColumn(), TaskProgressColumn(),
+                        TextColumn("{task.fields[records]} records  {task.fields[rate]}/s"),
+                        TimeElapsedColumn(), console=Console(file=stream), transient=True)
+        self._task = self._bar.add_task("replay", total=max(total_bytes, 1) if total_bytes
+                                        else None, records="0", rate="0")
+        self._bar.start()
 
     def update(self, done_bytes: int, events: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now < self.next_at:
+        if self._bar is None:
             return
-        self.next_at = now + 0.5
-        rate = events / max(now - self.started, 1e-9)
-        self.stream.write(f"\r  {100 * done_bytes / self.total:5.1f}%  {events:,} records  "
-                          f"{rate:,.0f}/s ")
-        self.stream.flush()
+        rate = events / max(time.monotonic() - self._started, 1e-9)
+        self._bar.update(self._task, completed=done_bytes, records=f"{events:,}",
+                         rate=f"{rate:,.0f}")
 
     def done(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 class OutputDir:
@@ -114,19 +135,23 @@ class OutputDir:
 
 def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Policy,
            enricher: Enricher, fmt: str = "auto", progress_stream: IO[str] | None = None,
-           signer: Signer | None = None) -> dict[str, Any]:
+           signer: Signer | None = None,
+           manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Replay files in order into out_dir (atomically); returns the summary dict.
 
     With a signer, `signals.jsonl` holds the signed SETs and `jwks.json` the
     public key that verifies them; without one, `signals.jsonl` stays empty.
+    A manifest (`worker.report.manifest`) is written as `run.json`, for the report.
     """
     inputs = [f if isinstance(f, InputFile) else check_inputs([f], out_dir)[0] for f in files]
     check_inputs([i.path for i in inputs if i.path is not None], out_dir)
-    target = OutputDir(out_dir, [*OUTPUT_FILES, SUMMARY, JWKS_FILE])
+    target = OutputDir(out_dir, [*OUTPUT_FILES, SUMMARY, JWKS_FILE, *REPORT_FILES])
     try:
         summary = _run(inputs, target, policy, enricher, fmt, progress_stream, signer)
         if signer is not None:
             target.path(JWKS_FILE).write_bytes(dumps_pretty(signer.jwks()))
+        if manifest is not None:
+            target.path(RUN_FILE).write_bytes(dumps_pretty(manifest))
         target.path(SUMMARY).write_bytes(dumps_pretty(summary))
     except BaseException:
         target.abort()
@@ -141,7 +166,7 @@ def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enriche
     store = MemoryStore()
     outputs = Outputs()
     total = sum(i.size for i in inputs)
-    progress = Progress(total, progress_stream or sys.stderr)
+    progress = Progress(total, progress_stream)
     done_bytes = 0
     with ExitStack() as stack:
         sinks = [stack.enter_context(target.path(name).open("wb")) for name in OUTPUT_FILES]
@@ -153,17 +178,18 @@ def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enriche
                 done_bytes += len(raw)
                 pending += 1
                 if pending >= FLUSH_EVERY:
-                    _flush(outputs, sinks)
+                    write_records(outputs, sinks)
                     pending = 0
                     progress.update(done_bytes, pipeline.stats.events_read)
-        _flush(outputs, sinks)
+        write_records(outputs, sinks)
     progress.done()
     summary = pipeline.stats.summary(sessions=len(store))
     summary["policy_version"] = policy.version
     return summary
 
 
-def _flush(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
+def write_records(outputs: Outputs, sinks: Sequence[IO[bytes]]) -> None:
+    """Append the buffered records to their files (in OUTPUT_FILES order) and clear them."""
     commands, audit, alerts, dead, signals = sinks
     for records, sink in ((outputs.commands, commands), (outputs.audit, audit),
                           (outputs.alerts, alerts), (outputs.signals, signals)):

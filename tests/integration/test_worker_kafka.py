@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -47,6 +49,28 @@ def output_topics(d: Deployment, *extra: str) -> dict[str, int]:
 def revokes(c: Collector, d: Deployment, session: str) -> list[dict[str, object]]:
     cmds = [orjson.loads(r.value) for r in c.records[d.topics["commands"]]]
     return [x for x in cmds if x["session_id"] == session and x["type"] == "revoke_session"]
+
+
+def live_view(text: str) -> dict[str, Any]:
+    """Findings per detector:action, commands per type (summed over tenants), and more."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    findings: Counter[str] = Counter()
+    commands: Counter[str] = Counter()
+    out: dict[str, Any] = {"build_info": set(), "database_ages": []}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "sessionwarden_findings_total":
+                findings[f"{s.labels['detector']}:{s.labels['action']}"] += int(s.value)
+            elif s.name == "sessionwarden_tenant_commands_total":
+                commands[s.labels["type"]] += int(s.value)
+            elif s.name == "sessionwarden_build_info":
+                out["build_info"].add(s.labels["policy_version"])
+            elif s.name == "sessionwarden_database_age_seconds":
+                out["database_ages"].append(s.value)
+    out["findings"] = dict(sorted(findings.items()))
+    out["commands"] = dict(sorted(commands.items()))
+    return out
 
 
 def has_key(c: Collector, topic: str, key: bytes) -> bool:
@@ -86,6 +110,11 @@ async def test_end_to_end_worker_publishes_what_replay_writes(
                  "sessionwarden_dlq_records_total", "sessionwarden_batch_duration_seconds",
                  "sessionwarden_event_latency_seconds", "sessionwarden_consumer_lag"):
         assert name in metrics
+    live = live_view(metrics)  # the dashboard's counters equal replay's summary
+    assert live["findings"] == expected.summary["findings_by_detector"]
+    assert live["commands"] == expected.summary["commands_by_type"]
+    assert live["build_info"] == {expected.summary["policy_version"]}
+    assert live["database_ages"] and all(age > 0 for age in live["database_ages"])
     batch_seconds = sum(float(line.split()[-1]) for line in metrics.splitlines()
                         if line.startswith("sessionwarden_batch_duration_seconds_sum"))
     n = len(inputs)

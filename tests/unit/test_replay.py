@@ -42,7 +42,7 @@ def test_replay_writes_its_files_and_a_consistent_summary(tmp_path: Path) -> Non
     out = tmp_path / "out"
     assert main(["replay", str(src), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [*OUTPUT_FILES, "summary.json", "jwks.json"])
+        [*OUTPUT_FILES, "summary.json", "jwks.json", "run.json"])
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["events_read"] == 4
     assert summary["events_processed"] == 3

@@ -18,6 +18,7 @@ from worker.cli.ingest import add_ingest_commands
 from worker.cli.kafka import add_kafka_commands
 from worker.cli.netclass import add_netclass_command
 from worker.cli.replay import add_replay_command
+from worker.cli.report import add_report_commands
 from worker.cli.score import add_score_command
 from worker.cli.signals import add_signals_commands
 from worker.enrich import EnrichmentError
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_replay_command(sub)
+    add_report_commands(sub)
     add_kafka_commands(sub)
     add_netclass_command(sub)
     add_score_command(sub)

@@ -28,6 +28,13 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-db", help="MaxMind-format Anonymous-IP database")
 
 
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    """--json: the machine summary on stdout even on a terminal (see worker.cli.terminal)."""
+    p.add_argument("--json", action="store_true",
+                   help="print the JSON summary on stdout (the default when stdout is not a "
+                        "terminal); otherwise a short human summary")
+
+
 def _overrides(args: argparse.Namespace, kind: type[DecisionSettings]) -> dict[str, Any]:
     """The flags that were given, as settings of `kind` (the environment does the rest)."""
     overrides: dict[str, Any] = {name: getattr(args, name) for name in _FLAG_SETTINGS

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.cli.options import add_data_options, decision_settings
+from worker.cli.options import add_data_options, add_json_option, decision_settings
 
 DEAD_RATIO_WARNING = 0.5
 """Above this share of dead letters, the run says what the likely cause is."""
@@ -38,11 +38,13 @@ def dead_ratio_advice(summary: dict[str, Any]) -> str | None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from worker.about import run_facts, startup_line, test_data_warning  # noqa: PLC0415
+    from worker.cli.terminal import replay_summary, wants_json  # noqa: PLC0415
     from worker.codec import dumps_pretty  # noqa: PLC0415 - keep `--help` fast
     from worker.enrich import Enricher  # noqa: PLC0415
     from worker.inputs import check_inputs  # noqa: PLC0415
     from worker.policy_file import load_policy  # noqa: PLC0415
     from worker.replay import replay  # noqa: PLC0415
+    from worker.report.manifest import make_manifest  # noqa: PLC0415
     from worker.signals.tokens import Signer  # noqa: PLC0415
 
     out = Path(args.out)
@@ -57,12 +59,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr)
     started = time.perf_counter()
-    summary = replay(inputs, out, policy, enricher, settings.input_format, signer=signer)
+    summary = replay(inputs, out, policy, enricher, settings.input_format, signer=signer,
+                     manifest=make_manifest(settings, inputs, facts))
     elapsed = time.perf_counter() - started
-    sys.stdout.write(dumps_pretty(summary).decode())
+    report = _report(out) if args.report else None
+    if wants_json(args.json):
+        sys.stdout.write(dumps_pretty(summary).decode())
+    else:
+        replay_summary(summary, out, elapsed, report)
     rate = summary["events_read"] / elapsed if elapsed > 0 else 0.0
     print(f"replayed {summary['events_read']:,} records in {elapsed:.2f}s "
           f"({rate:,.0f} records/s) -> {args.out}", file=sys.stderr)
+    if report is not None:
+        print(f"report: {report}", file=sys.stderr)
     if signer is not None and signer.key.ephemeral:
         print(f"signals signed with an ephemeral key (kid {signer.key.kid}), public key in "
               f"{out / 'jwks.json'}; set SESSIONWARDEN_SIGNING_KEY_FILE for "
@@ -79,6 +88,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(out: Path) -> Path:
+    """Build report.html in a finished output directory (worker.report)."""
+    from worker.report.render import build_report  # noqa: PLC0415 - jinja2 only when asked
+
+    built = build_report(out)
+    if built.note:
+        print(f"report: {built.note}", file=sys.stderr)
+    return built.path
+
+
 def add_replay_command(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay log files through the pipeline, no Kafka",
                        description="Replay IdP log exports (JSON Lines or JSON documents; "
@@ -89,6 +108,9 @@ def add_replay_command(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--max-dead-ratio", type=_ratio, metavar="R",
                    help="exit 1 when more than this share (0-1) of records are dead letters")
+    p.add_argument("--report", action="store_true",
+                   help="also write DIR/report.html (see `sessionwarden report`)")
+    add_json_option(p)
     add_data_options(p)
     p.set_defaults(func=cmd_replay)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import faust
 
+from worker.about import run_facts
 from worker.codec import dumps
 from worker.kafka.batch import BatchResult, evaluate_batch, origin_of
 from worker.kafka.client import (
@@ -353,6 +354,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                           help="session id -> device baseline (orjson bytes)")
     app.tables.add(table)
     metrics = Metrics()
+    metrics.describe_run(run_facts(pipeline.policy, pipeline.enricher))
     runner = BatchRunner(app, settings, pipeline, table, metrics)
     app.sessionwarden_runner = runner  # type: ignore[attr-defined]  # tests and ops
 

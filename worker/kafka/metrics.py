@@ -8,8 +8,11 @@ own registry: several apps in one process (tests) never collide.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter as TallyCounter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,6 +24,10 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                     60.0, 300.0)
 _SIZE_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+MAX_TENANTS = 500
+"""Tenants with their own label value; later ones are counted under OTHER_TENANT, so a
+stream with unbounded tenant ids cannot grow the series without limit."""
+OTHER_TENANT = "_other"
 
 
 class Metrics:
@@ -55,8 +62,23 @@ class Metrics:
                          "input partition", ["topic", "partition"], registry=r)
         self.ready = Gauge("sessionwarden_ready", "1 when partitions are assigned and tables "
                            "recovered", registry=r)
+        self.findings = Counter("sessionwarden_findings", "Detector findings, by detector and "
+                                "the action the policy gave them (revoke|step_up|alert)",
+                                ["detector", "action"], registry=r)
+        self.tenant_commands = Counter("sessionwarden_tenant_commands", "Session commands "
+                                       "published, by type and tenant", ["type", "tenant"],
+                                       registry=r)
+        self.build_info = Gauge("sessionwarden_build_info", "1, labelled with the version and "
+                                "the policy version in force", ["version", "policy_version",
+                                                                "python"], registry=r)
+        self.database_age = Gauge("sessionwarden_database_age_seconds", "Age of each "
+                                  "enrichment database: now minus its build date",
+                                  ["setting", "type", "test_data"], registry=r)
         self._seen = TallyCounter[str]()
         self._seen_commands = TallyCounter[str]()
+        self._seen_findings = TallyCounter[str]()
+        self._seen_tenants = TallyCounter[tuple[str, str]]()
+        self._tenants: set[str] = set()
 
     def observe_stats(self, stats: Stats) -> None:
         """Advance the outcome and command counters to the pipeline's totals."""
@@ -73,6 +95,42 @@ class Metrics:
             if delta > 0:
                 self.commands.labels(kind).inc(delta)
                 self._seen_commands[kind] = total
+
+        for key, total in stats.findings_by_detector.items():
+            delta = total - self._seen_findings[key]
+            if delta > 0:
+                detector, _, action = key.rpartition(":")
+                self.findings.labels(detector, action).inc(delta)
+                self._seen_findings[key] = total
+        for pair, total in stats.commands_by_tenant.items():
+            delta = total - self._seen_tenants[pair]
+            if delta > 0:
+                self.tenant_commands.labels(pair[0], self._tenant(pair[1])).inc(delta)
+                self._seen_tenants[pair] = total
+
+    def _tenant(self, tenant: str) -> str:
+        if tenant in self._tenants:
+            return tenant
+        if len(self._tenants) < MAX_TENANTS:
+            self._tenants.add(tenant)
+            return tenant
+        return OTHER_TENANT
+
+    def describe_run(self, facts: Mapping[str, Any]) -> None:
+        """build_info and the database ages, from `worker.about.run_facts`.
+
+        The age is computed at every scrape (a database is a day older
+        tomorrow without a restart); an unknown build date exports no series.
+        """
+        self.build_info.labels(str(facts.get("version")), str(facts.get("policy_version")),
+                               str(facts.get("python"))).set(1)
+        for db in facts.get("databases") or ():
+            built = _timestamp(db.get("built"))
+            if built is None:
+                continue
+            child = self.database_age.labels(str(db.get("setting")), str(db.get("type")),
+                                             "true" if db.get("test_data") else "false")
+            child.set_function(_age(built))
 
     def observe_outputs(self, per_topic: Mapping[str, int], dlq: int) -> None:
         for topic, n in per_topic.items():
@@ -99,3 +157,17 @@ class Metrics:
     def render(self) -> bytes:
         data: bytes = generate_latest(self.registry)
         return data
+
+
+def _timestamp(built: object) -> float | None:
+    """Epoch seconds of a build date ("2026-02-04"), or None."""
+    if not isinstance(built, str):
+        return None
+    try:
+        return datetime.strptime(built[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _age(built: float) -> Callable[[], float]:
+    return lambda: max(time.time() - built, 0.0)
