@@ -7,7 +7,7 @@ DEMO   := data/demo/events.jsonl
 OUT    ?= out/demo
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv run test unit lint typecheck kafka-fetch browser kafka-up kafka-down keycloak-fetch keycloak-up keycloak-down bench bench-quick bench-enforce demo-data clean
+.PHONY: help venv run test unit lint typecheck kafka-fetch browser kafka-up kafka-down keycloak-fetch keycloak-up keycloak-down bench bench-quick bench-enforce bench-evaluation demo-data clean
 
 help:
 	@echo "make run    - replay the bundled demo log (no Kafka) and print the summary"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  - benchmarks -> bench/results.json and BENCHMARKS.md"
 	@echo "make kafka-up / kafka-down - a local single-node Kafka for development"
 	@echo "make keycloak-up / keycloak-down - a local Keycloak (admin/admin) for trying enforcement"
+	@echo "make bench-evaluation - detection quality on the labelled corpus, before/after -> bench/evaluation_results.json"
 	@echo "make bench-enforce - enforcer benchmark on a local Kafka + Keycloak -> bench/out/enforce.json"
 
 $(STAMP): pyproject.toml
@@ -66,6 +67,9 @@ bench-enforce: venv kafka-fetch keycloak-fetch
 
 bench: venv kafka-fetch
 	$(BIN)/python -m bench.run
+
+bench-evaluation: venv
+	$(BIN)/python -m bench.evaluation --benign 200 --hijack 50 --compare bench/policies/before-issue-9.toml --results bench/evaluation_results.json
 
 bench-quick: venv kafka-fetch
 	$(BIN)/python -m bench.run --quick

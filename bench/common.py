@@ -143,3 +143,13 @@ def versions(kafka_broker: str | None) -> dict[str, Any]:
             "aiokafka": _version("aiokafka"), "rocksdict": _version("rocksdict"),
             "ua-parser": _version("ua-parser"), "kafka_broker": kafka_broker,
             "java": java_version()}
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write path whole or not at all (a temporary sibling, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data + b"\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

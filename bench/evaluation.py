@@ -5,6 +5,8 @@ dict) and a standalone command that prints the score table:
 
     .venv/bin/python -m bench.evaluation                       # default corpus
     .venv/bin/python -m bench.evaluation --benign 200 --hijack 50 --json
+    .venv/bin/python -m bench.evaluation --compare bench/policies/before-issue-9.toml \
+        --results bench/evaluation_results.json     # before/after table (BENCHMARKS.md)
 
 Replay runs in a subprocess through the real CLI, exactly as a user runs it;
 its wall time is reported next to the corpus size.
@@ -21,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import BIN, OUT, PY, REPO, log, rnd
+from bench.common import BIN, OUT, PY, REPO, log, rnd, write_atomically
 
 
 def evaluate(out_dir: Path, benign: int = 20, hijack: int = 10, history_days: int = 14,
@@ -52,6 +54,35 @@ def evaluate(out_dir: Path, benign: int = 20, hijack: int = 10, history_days: in
     return report
 
 
+def _rate(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f} %"
+
+
+def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Markdown: per scenario, what the before and after policies did (same corpus)."""
+    rows = ["| scenario | label | sessions | before | after |", "|---|---|---|---|---|"]
+
+    def cell(s: dict[str, Any]) -> str:
+        if s["label"] == "hijack":
+            return (f"revoked {_rate(s['revoked_rate'])}, stepped up "
+                    f"{_rate(s['stepped_up_rate'])}, missed {_rate(s['missed_rate'])}")
+        return (f"false revoke {_rate(s['false_revoke_rate'])}, false step-up "
+                f"{_rate(s['false_step_up_rate'])}")
+
+    old = {(s["scenario"], s["phase"]): s for s in before["scenarios"]}
+    for s in after["scenarios"]:
+        b = old.get((s["scenario"], s["phase"]))
+        name = s["scenario"] + (" (learning history)" if s["phase"] == "learning" else "")
+        rows.append(f"| {name} | {s['label']} | {s['sessions']:,} | "
+                    f"{cell(b) if b else ''} | {cell(s)} |")
+    o, n = before["overall"], after["overall"]
+    for key in ("hijack_revoked_rate", "hijack_acted_on_first_request_rate",
+                "hijack_missed_rate", "benign_false_revoke_rate", "benign_false_step_up_rate",
+                "benign_known_countries_false_step_up_rate", "learning_false_revoke_rate"):
+        rows.append(f"| **{key}** | | | {_rate(o.get(key))} | {_rate(n.get(key))} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--benign", type=int, default=20, help="benign sessions per scenario")
@@ -61,7 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", help="policy TOML for replay (default: built-in)")
     p.add_argument("--out", type=Path, default=OUT / "evaluation")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--compare", metavar="BEFORE_POLICY",
+                   help="also replay the same corpus under this policy; print a before/after table")
+    p.add_argument("--results", type=Path, help="write the report(s) to this JSON file")
     args = p.parse_args(argv)
+    if args.compare:
+        after = evaluate(args.out / "after", args.benign, args.hijack, args.history_days,
+                         args.seed, args.policy)
+        before = evaluate(args.out / "before", args.benign, args.hijack, args.history_days,
+                          args.seed, args.compare)
+        if args.results:
+            write_atomically(args.results, orjson.dumps({"before": before, "after": after},
+                                                        option=orjson.OPT_INDENT_2))
+        sys.stdout.write(compare_table(before, after))
+        return 0
     report = evaluate(args.out, args.benign, args.hijack, args.history_days, args.seed,
                       args.policy)
     if args.json:

@@ -81,6 +81,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _kafka_section(results.get("kafka"), results.get("scale"))
     lines += _memory_section(results.get("memory"))
     lines += _report_section(REPORT_RESULTS)
+    lines += evaluation_section(EVALUATION_RESULTS)
     lines += ["## Workload", ""]
     for name, w in (results.get("workload") or {}).items():
         lines.append(f"- `{name}`: {w}")
@@ -206,6 +207,30 @@ def _report_section(path: Path) -> list[str]:
         [f"with timelines ({rep['timelines']}, re-run of the input)", rep["seconds"],
          rep["bytes"] / 1e6],
         ["without timelines (`--no-timelines`)", lean["seconds"], lean["bytes"] / 1e6]])
+    return [*out, ""]
+
+
+EVALUATION_RESULTS = Path(__file__).resolve().parent / "evaluation_results.json"
+
+
+def evaluation_section(path: Path) -> list[str]:
+    """Detection quality on the labelled corpus, before/after issue 9 (`bench.evaluation`)."""
+    from bench.evaluation import compare_table  # noqa: PLC0415
+
+    out = ["### detection quality (labelled corpus)", ""]
+    if not path.is_file():
+        return [*out, "not run (`python -m bench.evaluation --compare ...`)", ""]
+    r = json.loads(path.read_text())
+    c = r["after"]["corpus"]
+    out += [f"One generated corpus (`data/generate_labelled.py`, seed {c['seed']}: "
+            f"{c['events']:,} events, {c['history_days']} days of each user's history, then "
+            f"{c['benign_per_scenario']} benign and {c['hijack_per_scenario']} hijacked "
+            "sessions per scenario), replayed under the default policy before issue 9 "
+            "(`bench/policies/before-issue-9.toml`: any ASN change revoked, the other network "
+            "detectors alerted) and under today's default; scored by `sessionwarden score`. "
+            "Regenerate: `python -m bench.evaluation --benign 200 --hijack 50 --compare "
+            "bench/policies/before-issue-9.toml --results bench/evaluation_results.json`.", ""]
+    out += compare_table(r["before"], r["after"]).splitlines()
     return [*out, ""]
 
 

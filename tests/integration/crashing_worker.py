@@ -1,4 +1,4 @@
-"""`sessionwarden worker` that dies at the worst moment, for the crash tests.
+"""`sessionwarden worker` that dies at a chosen moment, for the crash tests.
 
 Why: a SIGKILL from outside lands wherever it lands; this one exits (like a
 SIGKILL: no flush, no commit, no leave-group) right after the Nth batch's
@@ -30,6 +30,24 @@ def install(after_batches: int) -> None:
     worker_app.BatchRunner._store = store  # type: ignore[method-assign]
 
 
+def install_after_state() -> None:
+    """Die after the first batch's outputs AND baselines are durable, before the commit.
+
+    The other crash window: every event of the batch is in the stored
+    baselines, none is committed, so all of them are re-delivered.
+    """
+    original = worker_app.BatchRunner.run
+
+    async def run(self: worker_app.BatchRunner, *args: Any, **kwargs: Any) -> None:
+        await original(self, *args, **kwargs)
+        os._exit(137)
+
+    worker_app.BatchRunner.run = run  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
-    install(int(os.environ["CRASH_AFTER_BATCHES"]))
+    if os.environ.get("CRASH_AFTER_STATE"):
+        install_after_state()
+    else:
+        install(int(os.environ["CRASH_AFTER_BATCHES"]))
     sys.exit(main(["worker"]))

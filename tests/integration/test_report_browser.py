@@ -84,17 +84,18 @@ def test_report_loads_cleanly_and_its_numbers_equal_the_summary(
     expected.update({key: summary[key.split(".")[0]].get(key.split(".")[1], 0)
                      for key in shown if "." in key})
     assert shown == expected
-    assert shown["events_read"] == 3000 and shown["commands_by_type.revoke_session"] == 56
+    revokes = [c for line in (demo_report / "commands.jsonl").read_bytes().splitlines()
+               if (c := orjson.loads(line))["type"] == "revoke_session"]
+    assert shown["events_read"] == 3000 and shown["commands_by_type.revoke_session"] == len(revokes)
     findings = {el.get_attribute("data-finding"): number(el.inner_text())
                 for el in view.query_selector_all("[data-finding]")}
     assert findings == summary["findings_by_detector"]
     dead = {el.get_attribute("data-dead"): number(el.inner_text())
             for el in view.query_selector_all("[data-dead]")}
     assert dead == summary["dead_by_reason"]
-    acted = {json["session_id"] for line in (demo_report / "commands.jsonl").read_bytes()
-             .splitlines() if (json := orjson.loads(line))["type"] == "revoke_session"}
+    acted = {c["session_id"] for c in revokes}
     revoked_rows = view.locator("#sessions tbody tr", has_text="revoked")
-    assert revoked_rows.count() == len(acted) == 56
+    assert revoked_rows.count() == len(acted) > 0
     assert view.inner_text("#policy-version") == summary["policy_version"]
     assert problems == [] and requests == []
 

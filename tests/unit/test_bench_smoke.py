@@ -93,3 +93,26 @@ def test_targets_and_markdown_from_a_results_dict() -> None:
     assert "| replay events/s per process | >= 50000 | 60,000 | yes |" in page
     assert "not run" in page
     orjson.dumps(results)  # results.json must be serialisable
+
+
+def test_labelled_evaluation_compares_two_policies_on_one_corpus(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The before/after table of BENCHMARKS.md: the old policy revoked roaming users."""
+    from bench.evaluation import main  # noqa: PLC0415
+
+    results = tmp_path / "evaluation.json"
+    before = Path(report.__file__).parent / "policies" / "before-issue-9.toml"
+    assert main(["--benign", "3", "--hijack", "2", "--history-days", "2", "--out",
+                 str(tmp_path / "eval"), "--compare", str(before),
+                 "--results", str(results)]) == 0
+    table = capsys.readouterr().out
+    r = orjson.loads(results.read_bytes())
+    assert r["before"]["corpus"] == {**r["after"]["corpus"], "policy": str(before)}
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert {"vpn_starts_on", "tor", "**benign_false_revoke_rate**"} <= set(rows)
+    # any ASN change revoked a VPN user before; today it is their own network
+    vpn = {s["phase"] + s["scenario"]: s for s in r["before"]["scenarios"]}["evaluationvpn_starts_on"]
+    assert vpn["false_revoke_rate"] > 0
+    assert r["after"]["overall"]["benign_false_revoke_rate"] < \
+        r["before"]["overall"]["benign_false_revoke_rate"]
+    assert "\n".join(report.evaluation_section(results)).count("| tor | hijack |") == 1

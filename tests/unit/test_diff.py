@@ -11,8 +11,9 @@ from tests.unit.test_report import MAC, native
 from worker.cli import main
 from worker.replay import OUTPUT_FILES
 
-# s1 moves from a Swedish to a US network (asn_binding: revoke by default, alert in
-# the candidate); s2 switches device (ua_drift: revoke under both); s3 is an admin,
+# s1 moves from a Swedish to a US network a minute later (by default asn_binding steps
+# up and impossible_travel revokes; the candidate only alerts on both); s2 switches
+# device (ua_drift: revoke under both); s3 is an admin,
 # whom only the candidate's expiry rule gives an 8-hour lifetime.
 EVENTS = [
     native(1, "s1", "89.160.20.112"),
@@ -26,6 +27,9 @@ EVENTS = [
 ]
 CANDIDATE = """
 [detectors.asn_binding]
+action = "alert"
+
+[detectors.impossible_travel]
 action = "alert"
 
 [[expiry_rules]]
@@ -52,9 +56,11 @@ def check_known_difference(diff: dict) -> None:
     assert diff["sessions"]["changed_expiry"][0] == {
         "session_id": "s3", "tenant": "acme", "user_id": "u3", "was": None,
         "now": "2026-11-27T18:05:00.000Z"}  # created 10:05 + 8 h
-    assert diff["by_detector"]["asn_binding"] == {"no_longer_revoked": 1}
+    assert diff["by_detector"]["impossible_travel"] == {"no_longer_revoked": 1}
     assert "ua_drift" not in diff["by_detector"]  # s2 is revoked under both
-    assert diff["findings_by_detector"]["asn_binding:revoke"] == {"base": 1, "candidate": 0}
+    assert diff["findings_by_detector"]["impossible_travel:revoke"] == {"base": 1, "candidate": 0}
+    assert diff["findings_by_detector"]["impossible_travel:alert"] == {"base": 0, "candidate": 1}
+    assert diff["findings_by_detector"]["asn_binding:step_up"] == {"base": 1, "candidate": 0}
     assert diff["findings_by_detector"]["asn_binding:alert"] == {"base": 0, "candidate": 1}
     assert diff["commands_by_type"]["revoke_session"] == {"base": 2, "candidate": 1}
 

@@ -22,6 +22,7 @@ from worker.kafka.faust_compat import (
     hold_input_partitions,
     input_partitions,
     record_changelog_offset,
+    seek_uncommitted_inputs_to_beginning,
 )
 
 
@@ -120,3 +121,31 @@ async def test_table_write_needs_a_current_event_and_skips_faust_changelog(
         assert table.get(b"s-1") == b"x"
     assert sent == [], "the batch publishes changelog records itself"
 
+
+
+async def test_uncommitted_input_partitions_restart_at_their_beginning(tmp_path: Path) -> None:
+    """Faust's own seek leaves a partition without a committed offset where it is."""
+    from aiokafka import TopicPartition  # noqa: PLC0415
+
+    app = _app(tmp_path)
+    table = _table(app)
+    consumer: Any = app.consumer
+    changelog = TP(table.changelog_topic.get_topic_name(), 0)
+    committed, fresh = TP("in", 0), TP("in", 1)
+
+    async def seek_to_committed() -> dict[TP, int | None]:  # what the broker answers
+        return {committed: 7, fresh: None, changelog: None}
+
+    sought: list[tuple[TopicPartition, ...]] = []
+
+    async def seek_to_beginning(*tps: TopicPartition) -> None:
+        sought.append(tps)
+
+    assert callable(consumer._thread.seek_to_beginning)
+    consumer.seek_to_committed = seek_to_committed
+    consumer._thread.seek_to_beginning = seek_to_beginning
+    consumer.assignment = lambda: {committed, fresh, changelog}
+    seek_uncommitted_inputs_to_beginning(consumer)
+    await consumer.perform_seek()  # Faust's own, then ours
+    assert consumer._read_offset[committed] == 7 and consumer._read_offset[fresh] is None
+    assert sought == [(TopicPartition("in", 1),)]  # not the committed one, not the changelog

@@ -78,14 +78,15 @@ async def test_a_late_event_inside_the_overlap_is_not_lost() -> None:
 
 
 @respx.mock
-async def test_events_get_the_realm_name_and_the_session_key() -> None:
+async def test_events_get_the_realm_name_and_the_routing_key() -> None:
     kc = source(FakeEventStore([event(1, 1000, session="sess-9")]))
     (e,) = await kc.poll(Cursor())
     assert e["realmName"] == "acme" and e["realmId"] == "4f1c-uuid"
     import orjson  # noqa: PLC0415
 
     ((key, value),) = keyed_records(orjson.dumps(e), "keycloak")
-    assert key == b"sess-9" and orjson.loads(value)["realmName"] == "acme"
+    # routed by tenant (realm) and user, like every other format (worker.routing)
+    assert key == b"acme\x1fuser-1" and orjson.loads(value)["realmName"] == "acme"
     await kc.aclose()
 
 

@@ -61,10 +61,16 @@ def test_invalid_policies_are_rejected_with_a_reason(raw: dict[str, object], mes
         policy_from_mapping(raw)
 
 
-def test_bundled_example_policy_loads() -> None:
+def test_bundled_example_policy_shows_the_defaults() -> None:
+    """Its header promises that missing keys take the values it shows."""
     policy = load_policy(REPO / "data" / "policy.example.toml")
-    assert policy.detector("ip_binding").action in ("alert", "revoke")
-    assert policy.cookie_rules
+    assert policy.detectors == DEFAULT_POLICY.detectors
+    assert policy.profile == DEFAULT_POLICY.profile
+    assert (policy.absolute_lifetime_ms, policy.idle_lifetime_ms,
+            policy.min_idle_extension_ms) == (DEFAULT_POLICY.absolute_lifetime_ms,
+                                              DEFAULT_POLICY.idle_lifetime_ms,
+                                              DEFAULT_POLICY.min_idle_extension_ms)
+    assert policy.cookie_rules and policy.expiry_rules  # the examples beyond the defaults
 
 
 def test_unreadable_or_invalid_policy_file(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from worker.kafka.faust_compat import (
     hold_input_partitions,
     input_partitions,
     record_changelog_offset,
+    seek_uncommitted_inputs_to_beginning,
 )
 from worker.kafka.metrics import CONTENT_TYPE, Metrics
 from worker.kafka.sender import BatchSender, BrokerRejected, Rejected
@@ -105,6 +106,7 @@ class SessionWardenApp(faust.App):
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         hold_input_partitions(consumer, lambda: self._hold_inputs)
+        seek_uncommitted_inputs_to_beginning(consumer)
         return consumer
 
     def on_rebalance_start(self) -> None:

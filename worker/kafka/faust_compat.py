@@ -22,6 +22,10 @@ Touch points (what, where in Faust 0.11-0.15, why):
 5. `Table._sensor_on_set` and `Table.partition_for_key`: our table publishes
    its own changelog records, so `on_key_set` only keeps Faust's sensor
    (`BaselineTable`).
+6. `Consumer.perform_seek`, `Consumer._read_offset` and the consumer
+   thread's `seek_to_beginning`: an input partition without a committed
+   offset restarts at its beginning after recovery
+   (`seek_uncommitted_inputs_to_beginning`, see its docstring).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -43,6 +48,7 @@ __all__ = [
     "hold_input_partitions",
     "input_partitions",
     "record_changelog_offset",
+    "seek_uncommitted_inputs_to_beginning",
 ]
 
 
@@ -83,6 +89,33 @@ def hold_input_partitions(consumer: Any, holding: Callable[[], bool]) -> None:
         resume(tps)
 
     consumer.resume_partitions = resume_partitions
+
+
+def seek_uncommitted_inputs_to_beginning(consumer: Any) -> None:
+    """After Faust's seek to committed offsets, put uncommitted inputs at their beginning.
+
+    Why: aiokafka starts fetching a partition as soon as it is assigned, at
+    the reset position (earliest), before Faust pauses it for recovery.
+    Faust later drops those records (the stream queues are cleared when
+    recovery ends) and seeks every partition to its committed offset; a
+    partition with no committed offset is not sought at all, so it resumes
+    *after* the dropped records. A worker that crashed before its first
+    commit thus lost every event its successor fetched during recovery (seen
+    on the real broker: 40 events never decided). Seeking those partitions
+    to their beginning is what `auto.offset.reset=earliest` promises; the
+    events already decided are recognised by each session's stored position.
+    """
+    perform_seek = consumer.perform_seek
+
+    async def seek_then_reset_uncommitted() -> None:
+        await perform_seek()
+        uncommitted = sorted(tp for tp in input_partitions(consumer, consumer.assignment())
+                             if consumer._read_offset.get(tp) is None)
+        if uncommitted:  # aiokafka wants its own TopicPartition, not Faust's TP
+            await consumer._thread.seek_to_beginning(
+                *(TopicPartition(tp.topic, tp.partition) for tp in uncommitted))
+
+    consumer.perform_seek = seek_then_reset_uncommitted
 
 
 def record_changelog_offset(table: Any, topic: str, partition: int, offset: int) -> None:

@@ -111,7 +111,7 @@ async def prepare_topics(settings: Settings, *, timeout: float = 30.0) -> int:
             detail = ", ".join(f"{name} has {n}" for name, n in wrong.items())
             raise CouldNotRun(f"every topic needs the input topic's {partitions} partitions "
                               f"(outputs are keyed like the input): {detail}")
-        await _check_sizes(admin, settings, plan.configs)
+        await _check_sizes(admin, settings, plan.configs, reads=settings.input_topic)
         await wait_for_leaders(admin, list(plan.partitions), timeout)
         return partitions
     finally:
@@ -162,12 +162,23 @@ async def topic_limits(settings: Settings, topics: list[str]) -> dict[str, int]:
 
 
 async def _check_sizes(admin: Any, settings: Settings,
-                       wanted: dict[str, dict[str, str]]) -> None:
-    """Each topic accepts the largest record the worker may send to it."""
+                       wanted: dict[str, dict[str, str]], *, reads: str) -> None:
+    """Each topic accepts the largest record the worker may send to it.
+
+    The worker only reads `reads` (the input topic): a smaller limit there
+    refuses large events upstream, at the producer, which is the producer's
+    business; it is logged, not fatal (an existing 1 MiB input topic is common).
+    """
     actual = await max_message_bytes(admin, list(wanted))
     small = {name: (actual[name], int(cfg["max.message.bytes"]))
              for name, cfg in wanted.items()
              if name in actual and actual[name] < int(cfg["max.message.bytes"])}
+    if reads in small:
+        have, need = small.pop(reads)
+        log.warning("the input topic accepts smaller records than the worker's limit: larger "
+                    "events are refused to their producer", extra={
+                        "topic": reads, "max_message_bytes": have,
+                        "SESSIONWARDEN_MAX_MESSAGE_BYTES": need})
     if small:
         detail = ", ".join(f"{name} accepts {have:,} bytes, needs {need:,}"
                            for name, (have, need) in small.items())
