@@ -76,10 +76,11 @@ def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
         rows.append(f"| {name} | {s['label']} | {s['sessions']:,} | "
                     f"{cell(b) if b else ''} | {cell(s)} |")
     o, n = before["overall"], after["overall"]
-    for key in ("hijack_revoked_rate", "hijack_acted_on_first_request_rate",
-                "hijack_missed_rate", "benign_false_revoke_rate", "benign_false_step_up_rate",
-                "benign_known_countries_false_step_up_rate", "learning_false_revoke_rate"):
-        rows.append(f"| **{key}** | | | {_rate(o.get(key))} | {_rate(n.get(key))} |")
+    keys = ("hijack_revoked_rate", "hijack_acted_on_first_request_rate", "hijack_missed_rate",
+            "benign_false_revoke_rate", "benign_false_step_up_rate",
+            "benign_known_countries_false_step_up_rate", "learning_false_revoke_rate")
+    rows.extend(f"| **{key}** | | | {_rate(o.get(key))} | {_rate(n.get(key))} |"
+                for key in keys)
     return "\n".join(rows) + "\n"
 
 
