@@ -56,5 +56,7 @@ async def test_each_event_arrives_once_across_restarts(
     assert len(ids) == len(set(ids)) == 6, ids
     assert sorted(e["type"] for e in events) == ["LOGIN"] * 3 + ["REFRESH_TOKEN"] * 3
     assert {e["realmName"] for e in events} == {realm}
-    assert all(r.key == e["sessionId"].encode() for r, e in zip(records, events, strict=True))
+    # keyed like every input: tenant (the realm) and user (worker.routing)
+    assert all(r.key == f"{realm}\x1f{e['userId']}".encode()
+               for r, e in zip(records, events, strict=True))
     assert {e["sessionId"] for e in events} == {str(x["session_state"]) for x in first}

@@ -219,6 +219,49 @@ async def test_missing_or_mispartitioned_topics_are_refused(
     assert f"{d.topics['commands']} has 2" in err and "Traceback" not in err
 
 
+async def test_outputs_too_small_are_refused_an_input_at_the_broker_default_is_not(
+        kafka_bootstrap: str, unique_topic_prefix: str, tmp_path: Path) -> None:
+    """Every output must take the largest record the worker sends; the input is only read.
+
+    An existing input topic at the broker's 1 MiB default is common (the
+    Keycloak ingest once refused to start on one); it only limits producers,
+    so the worker warns and runs. A small output topic would make the broker
+    refuse records later: that is refused at start, with exit 2.
+    """
+    d = Deployment(kafka_bootstrap, unique_topic_prefix, partitions=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([
+            NewTopic(d.topics["input"], 1, 1),  # the broker default: 1 MiB
+            NewTopic(d.topics["audit"], 1, 1, topic_configs={"max.message.bytes": "200000"})])
+    finally:
+        await admin.close()
+    env = d.env(app_id=f"{unique_topic_prefix}-app", data_dir=tmp_path / "s")
+    proc = subprocess.run([PYTHON, "-m", "worker", "worker"], env=env, cwd=REPO,
+                          capture_output=True, timeout=120, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert "too small" in last and f"{d.topics['audit']} accepts 200,000 bytes" in last, err
+    assert f"{d.topics['input']} accepts" not in last, "the worker never writes its input"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # the operator raises the audit topic's limit: the worker starts on the 1 MiB input
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, d.topics["audit"],
+                                                  configs={"max.message.bytes": "4194304"})])
+    finally:
+        await admin.close()
+    worker = WorkerProcess(d, f"{unique_topic_prefix}-app", tmp_path / "state",
+                           tmp_path / "worker.log").start()
+    try:
+        await worker.wait_ready()
+        log_text = (tmp_path / "worker.log").read_text()
+        assert "the input topic accepts smaller records than the worker's limit" in log_text
+    finally:
+        assert worker.terminate() == 0, worker.tail()
+
+
 async def test_a_record_the_broker_refuses_is_dead_lettered_not_retried_forever(
         kafka_bootstrap: str, unique_topic_prefix: str, tmp_path: Path) -> None:
     d = Deployment(kafka_bootstrap, unique_topic_prefix, partitions=1)

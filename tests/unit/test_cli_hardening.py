@@ -103,6 +103,25 @@ def test_a_bad_worker_only_setting_does_not_break_replay(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr.decode()
 
 
+def test_worker_validates_its_policy_before_touching_kafka(tmp_path: Path) -> None:
+    """A policy typo is named at once, not hidden behind a broker error (nothing listens)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[tenant]\nabsolute_lifetime_hour = 5\n")
+    proc = run_cli("worker", "--policy", str(policy),
+                   env={"SESSIONWARDEN_BROKER": f"127.0.0.1:{port}",
+                        "SESSIONWARDEN_DATA_DIR": str(tmp_path / "state"),
+                        "SESSIONWARDEN_STARTUP_TIMEOUT": "30"})
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "absolute_lifetime_hour: unknown key" in err
+    assert "not reachable" not in err, "the broker must not even be tried"
+
+
 def test_database_of_the_wrong_kind_is_refused_up_front(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_bytes(lines())

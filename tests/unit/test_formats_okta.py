@@ -196,3 +196,23 @@ def test_eventbridge_envelope_and_json_array() -> None:
 def test_forced_format() -> None:
     assert event(one(LINES[0], "okta")).source == "okta"
     assert isinstance(one(LINES[0], "keycloak"), Invalid)
+
+
+def test_real_samples_carry_their_device_token_and_risk_verdict() -> None:
+    """debugData.dtHash and debugData.risk of the real samples reach the event (issue 9)."""
+    checked = Counter[str]()
+    for line in LINES:
+        raw: dict[str, Any] = orjson.loads(line)
+        debug = raw.get("debugContext", {}).get("debugData", {})
+        outcomes = decode_line(line)
+        if len(outcomes) != 1 or not isinstance(outcomes[0], SessionEvent):
+            continue
+        ev = outcomes[0]
+        if debug.get("dtHash"):
+            assert ev.device_token == debug["dtHash"][:128]
+            checked["dtHash"] += 1
+        if isinstance(debug.get("risk"), str) and "level=" in debug["risk"]:
+            level = debug["risk"].split("level=")[1].split(",")[0].rstrip("}").strip()
+            assert ev.idp_risk is not None and ev.idp_risk.lower() == level.lower()
+            checked["risk"] += 1
+    assert checked["dtHash"] > 0 and checked["risk"] > 0, checked

@@ -106,19 +106,56 @@ class SessionWardenApp(faust.App):
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         hold_input_partitions(consumer, lambda: self._hold_inputs)
-        seek_uncommitted_inputs_to_beginning(consumer)
         return consumer
 
+    _rebalances = 0
+    """Rebalances started; a release of held inputs is for the latest one only."""
+    _release_task: asyncio.Future[None] | None = None
+
     def on_rebalance_start(self) -> None:
-        self._hold_inputs = True  # runs in the consumer thread: only a flag here
+        self._hold_inputs = True  # runs in the consumer thread: only flags here
+        self._rebalances += 1
         super().on_rebalance_start()
+
+    input_topic: str | None = None
+    """The source topic (set by `create_app`): only its partitions are re-positioned."""
 
     def on_rebalance_end(self) -> None:
         """Recovery is over, input partitions seeked, stream queues cleared: fetch."""
         super().on_rebalance_end()
-        self._hold_inputs = False
         consumer: Any = self.consumer
-        consumer.resume_partitions(input_partitions(consumer, consumer.assignment()))
+        held = input_partitions(consumer, consumer.assignment())
+        if not any(tp.topic == self.input_topic and consumer._read_offset.get(tp) is None
+                   for tp in held):
+            self._hold_inputs = False  # every input partition sits at its committed offset
+            consumer.resume_partitions(held)
+            return
+        self._release_task = asyncio.ensure_future(self._release_inputs(self._rebalances, held))
+
+    async def _release_inputs(self, rebalance: int, held: set[Any]) -> None:
+        """Put uncommitted inputs at their beginning, then let the fetcher have them.
+
+        A partition without a committed offset was fetched from its start as
+        soon as it was assigned, before the hold; Faust dropped those records
+        and, having no offset to seek to, left the partition after them
+        (`seek_uncommitted_inputs_to_beginning`). The hold stays until that is
+        repaired, and is released only if no newer rebalance began meanwhile.
+        """
+        consumer: Any = self.consumer
+        try:
+            sought = await seek_uncommitted_inputs_to_beginning(
+                consumer, {tp for tp in held if tp.topic == self.input_topic})
+            if sought:
+                log.info("input partitions without a committed offset start at their "
+                         "beginning", extra={"partitions": [f"{tp.topic}:{tp.partition}"
+                                                            for tp in sought]})
+        except Exception as exc:  # the fetcher still resets them (earliest) if it must
+            log.warning("could not seek uncommitted input partitions to their beginning",
+                        extra={"error": repr(exc)})
+        if rebalance != self._rebalances:
+            return  # a newer rebalance holds them again; its recovery releases them
+        self._hold_inputs = False
+        consumer.resume_partitions(held)
 
 
 class BatchRunner:
@@ -346,6 +383,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         web_in_thread=False,
     )
     # Raw bytes in and out: the domain model is not a faust.Record.
+    app.input_topic = settings.input_topic
     source = app.topic(settings.input_topic, partitions=partitions,
                        schema=faust.Schema(key_type=bytes, value_type=bytes,
                                            key_serializer="raw", value_serializer="raw"))

@@ -91,8 +91,8 @@ def hold_input_partitions(consumer: Any, holding: Callable[[], bool]) -> None:
     consumer.resume_partitions = resume_partitions
 
 
-def seek_uncommitted_inputs_to_beginning(consumer: Any) -> None:
-    """After Faust's seek to committed offsets, put uncommitted inputs at their beginning.
+async def seek_uncommitted_inputs_to_beginning(consumer: Any, tps: Iterable[Any]) -> list[Any]:
+    """Put those of tps without a committed offset at their beginning; returns them.
 
     Why: aiokafka starts fetching a partition as soon as it is assigned, at
     the reset position (earliest), before Faust pauses it for recovery.
@@ -104,18 +104,16 @@ def seek_uncommitted_inputs_to_beginning(consumer: Any) -> None:
     on the real broker: 40 events never decided). Seeking those partitions
     to their beginning is what `auto.offset.reset=earliest` promises; the
     events already decided are recognised by each session's stored position.
+
+    Call it after Faust's seek (`Consumer.perform_seek` records no committed
+    offset as None in `Consumer._read_offset`) and before the partitions are
+    resumed; the consumer thread's `seek_to_beginning` waits for the reset.
     """
-    perform_seek = consumer.perform_seek
-
-    async def seek_then_reset_uncommitted() -> None:
-        await perform_seek()
-        uncommitted = sorted(tp for tp in input_partitions(consumer, consumer.assignment())
-                             if consumer._read_offset.get(tp) is None)
-        if uncommitted:  # aiokafka wants its own TopicPartition, not Faust's TP
-            await consumer._thread.seek_to_beginning(
-                *(TopicPartition(tp.topic, tp.partition) for tp in uncommitted))
-
-    consumer.perform_seek = seek_then_reset_uncommitted
+    uncommitted = sorted(tp for tp in tps if consumer._read_offset.get(tp) is None)
+    if uncommitted:  # aiokafka wants its own TopicPartition, not Faust's TP
+        await consumer._thread.seek_to_beginning(
+            *(TopicPartition(tp.topic, tp.partition) for tp in uncommitted))
+    return uncommitted
 
 
 def record_changelog_offset(table: Any, topic: str, partition: int, offset: int) -> None:
