@@ -326,3 +326,39 @@ async def test_a_failed_command_is_retried_only_by_an_operator() -> None:
     assert client.alive == set() and not list(app.enforcer.state.failed("acme"))
     await app.process([rec(control_record(RETRY, "c1", "acme", "s-1", "ops"))])
     assert len(sender.results()) == 2  # nothing left to retry: no third result
+
+
+async def test_a_step_up_ends_the_idp_session_and_keeps_its_refresh_tokens() -> None:
+    """No IdP can challenge one session: its end is the enforceable re-authentication."""
+    seen: list[Command] = []
+
+    class Recording(FakeClient):
+        async def apply(self, command: Command) -> ApplyResult:
+            seen.append(command)
+            return await super().apply(command)
+
+    app, sender, fake = make(client=Recording(alive={"s-1", "s-2"}))
+    await app.process([rec(cmd("c1", kind="require_reauthentication"))])
+    (result,) = sender.results()
+    assert result["outcome"] == "applied" and result["type"] == "require_reauthentication"
+    assert "IdP session was ended" in result["reason"]
+    (sent,) = seen
+    assert sent.type == "revoke_session" and sent.preserve_refresh_tokens
+    assert sent.command_id == "c1" and fake.alive == {"s-2"}
+    # a tenant that wants step-ups reported only
+    app, sender, fake = make({"tenants": {"acme": {"step_up": "report"}}},
+                             FakeClient(alive={"s-1"}))
+    await app.process([rec(cmd("c2", kind="require_reauthentication"))])
+    (result,) = sender.results()
+    assert result["outcome"] == "unsupported" and 'step_up = "report"' in result["reason"]
+    assert fake.applied == [] and fake.alive == {"s-1"}
+
+
+async def test_step_ups_count_for_the_breaker_like_revokes() -> None:
+    alive = {f"s-{i}" for i in range(6)}
+    app, sender, fake = make(BREAKER, FakeClient(alive=set(alive)))
+    await app.process([rec(cmd(f"c{i}", sid=f"s-{i}", kind="require_reauthentication"),
+                           key=f"s-{i}") for i in range(6)])
+    outcomes = [r["outcome"] for r in sender.results()]
+    assert "held_by_breaker" in outcomes and "applied" in outcomes
+    assert len(fake.applied) == outcomes.count("applied") == 6 - len(fake.alive)

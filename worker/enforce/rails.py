@@ -43,12 +43,19 @@ class BreakerConfig(BaseModel):
     min_sessions: int = Field(default=50, ge=1)
 
 
+StepUp = Literal["end_session", "report"]
+"""How a `require_reauthentication` reaches an IdP that cannot challenge one session:
+`end_session` ends the IdP session (its refresh tokens stay), so the next use of
+the session means a new login; `report` applies nothing (result `unsupported`)."""
+
+
 class Rails(BaseModel):
     """The resolved rails of one tenant."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode = "enforce"
+    step_up: StepUp = "end_session"
     revocations_per_second: float = Field(default=20.0, gt=0)
     revocation_burst: int = Field(default=50, ge=1)
     breaker: BreakerConfig = BreakerConfig()
@@ -67,6 +74,7 @@ class _TenantOverride(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode | None = None
+    step_up: StepUp | None = None
     revocations_per_second: float | None = Field(default=None, gt=0)
     revocation_burst: int | None = Field(default=None, ge=1)
     breaker: _BreakerOverride | None = None
@@ -78,13 +86,14 @@ class EnforcementPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode = "enforce"
+    step_up: StepUp = "end_session"
     revocations_per_second: float = Field(default=20.0, gt=0)
     revocation_burst: int = Field(default=50, ge=1)
     breaker: BreakerConfig = BreakerConfig()
     tenants: dict[str, _TenantOverride] = Field(default_factory=dict)
 
     def for_tenant(self, tenant: str) -> Rails:
-        base: dict[str, Any] = {"mode": self.mode,
+        base: dict[str, Any] = {"mode": self.mode, "step_up": self.step_up,
                                 "revocations_per_second": self.revocations_per_second,
                                 "revocation_burst": self.revocation_burst}
         breaker = self.breaker.model_dump()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -78,6 +79,27 @@ class BatchReport:
     results: int = 0
     duplicates: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+STEP_UP = "require_reauthentication"
+STEP_UP_APPLIED = ("re-authentication: the IdP session was ended (the IdP cannot challenge one "
+                   "session), so its next use needs a new login; its refresh tokens stay")
+
+
+def as_applied(cmd: Command, step_up: str) -> Command:
+    """What is sent to the IdP for cmd: a step-up becomes the end of the IdP session.
+
+    No supported IdP can ask one existing session to re-authenticate (Auth0
+    does it only inside a post-login Action, Keycloak and Okta not at all).
+    Ending the IdP session is the enforceable equivalent: the user's next
+    request needs a login, with the IdP's own MFA. Refresh tokens are kept
+    (`preserve_refresh_tokens`): a step-up is a doubt, not proof of a theft.
+    `enforcement.step_up = "report"` applies nothing instead.
+    """
+    if cmd.type != STEP_UP or step_up != "end_session":
+        return cmd
+    return dataclasses.replace(cmd, type="revoke_session",
+                               fields={**cmd.fields, "preserve_refresh_tokens": True})
 
 
 def command_from_entry(entry: Entry) -> Command | None:
@@ -185,18 +207,21 @@ class Enforcer:
             self._finish(item, cmd, Outcome.UNSUPPORTED,
                          reason=f"no enforcement target configured for tenant {cmd.tenant!r}")
             return
-        if cmd.type not in client.supported:
-            self._finish(item, cmd, Outcome.UNSUPPORTED,
-                         reason=f"{client.kind} cannot apply {cmd.type}")
-            return
         rails = self.rails.for_tenant(cmd.tenant)
+        applied = as_applied(cmd, rails.step_up)
+        if applied.type not in client.supported:
+            self._finish(item, cmd, Outcome.UNSUPPORTED,
+                         reason=f"{client.kind} cannot apply {cmd.type}" + (
+                             ' (enforcement.step_up = "report")'
+                             if cmd.type == STEP_UP and rails.step_up == "report" else ""))
+            return
         item.mode = rails.mode
         hold = False
-        if cmd.type in REVOKE_TYPES and rails.breaker.enabled:
+        if applied.type in REVOKE_TYPES and rails.breaker.enabled:
             hold = self.state.has_held(cmd.tenant) or self.breaker.would_trip(
                 cmd.tenant, cmd.session_id, item.ts_ms, rails.breaker)
         if rails.mode == "dry_run":
-            if cmd.type in REVOKE_TYPES and not hold:
+            if applied.type in REVOKE_TYPES and not hold:
                 self.breaker.record_revoke(cmd.tenant, cmd.session_id, item.ts_ms)
             self._finish(item, cmd, Outcome.SKIPPED_DRY_RUN,
                          reason="dry run: would have been applied" if not hold else
@@ -216,7 +241,7 @@ class Enforcer:
                                 f"{rails.breaker.threshold:g}); awaiting an operator")
             self.state.put(item.state)  # type: ignore[arg-type]  # later revokes see it
             return
-        if cmd.type in REVOKE_TYPES:
+        if applied.type in REVOKE_TYPES:
             self.breaker.record_revoke(cmd.tenant, cmd.session_id, item.ts_ms)
         item.apply = True
 
@@ -254,7 +279,7 @@ class Enforcer:
                          reason=f"held command discarded by {ctrl.operator}")
         else:
             item.apply = True
-            if cmd.type in REVOKE_TYPES:
+            if as_applied(cmd, self.rails.for_tenant(cmd.tenant).step_up).type in REVOKE_TYPES:
                 self.breaker.record_revoke(cmd.tenant, cmd.session_id, entry.ts_ms)
 
     # -- applying ------------------------------------------------------------
@@ -268,19 +293,22 @@ class Enforcer:
                          reason=f"no enforcement target configured for tenant {cmd.tenant!r}")
             return
         started = time.perf_counter()
-        if cmd.type in REVOKE_TYPES:
+        applied = as_applied(cmd, self.rails.for_tenant(cmd.tenant).step_up)
+        if applied.type in REVOKE_TYPES:
             waited = await self._bucket(cmd.tenant).acquire()
             if waited:
                 self.metrics.ratelimit_wait.labels(cmd.tenant).inc(waited)
         outcome: ApplyResult
         try:
-            alive = await client.session_alive(cmd) if item.in_doubt else None
+            alive = await client.session_alive(applied) if item.in_doubt else None
             if alive is False:
                 outcome = ApplyResult(Outcome.ALREADY_GONE, reason=(
                     "in doubt after a restart: the session no longer exists, so the command "
                     "was not sent again"))
             else:
-                outcome = await client.apply(cmd)
+                outcome = await client.apply(applied)
+                if applied is not cmd and outcome.reason is None:
+                    outcome = dataclasses.replace(outcome, reason=STEP_UP_APPLIED)
         except Exception as exc:  # a bug in a client must not stop the enforcer
             log.exception("applying a command raised", extra={"command_id": cmd.command_id})
             outcome = ApplyResult(Outcome.FAILED, reason=f"internal error: {exc!r}"[:300])

@@ -13,7 +13,8 @@ API reference: https://www.keycloak.org/docs-api/latest/rest-api/index.html
   included in `manage-users`).
 
 Keycloak's admin API cannot change one session's expiry, cookie mode or ask
-for step-up authentication, so only `revoke_session` is supported.
+for step-up authentication, so only `revoke_session` is supported (the
+enforcer applies a step-up as the end of the session: `worker.enforce.service.as_applied`).
 """
 
 from __future__ import annotations
