@@ -1,7 +1,8 @@
 """Labelled evaluation: generate the corpus, replay it, score it (issue 9 item 11).
 
-A section for ``bench.run`` (``evaluate(out_dir, ...)`` returns a JSON-ready
-dict) and a standalone command that prints the score table:
+``evaluate(out_dir, ...)`` returns a JSON-ready dict; ``make bench-evaluation``
+writes the before/after comparison to bench/evaluation_results.json, which
+BENCHMARKS.md renders (``bench.report.evaluation_section``). Standalone:
 
     .venv/bin/python -m bench.evaluation                       # default corpus
     .venv/bin/python -m bench.evaluation --benign 200 --hijack 50 --json
