@@ -22,27 +22,53 @@ Touch points (what, where in Faust 0.11-0.15, why):
 5. `Table._sensor_on_set` and `Table.partition_for_key`: our table publishes
    its own changelog records, so `on_key_set` only keeps Faust's sensor
    (`BaselineTable`).
+6. `Consumer._drain_messages(fetcher)`, the fetch loop the Fetcher service
+   runs, and what it uses: `Consumer.getmany` (one fetch, filtered to active
+   partitions, generation-checked, as `(tp, Message)` pairs), `callback`,
+   `_read_offset`, `_add_gap`, `_commit_every`/`_n_acked`, `suspend_flow`,
+   `wait_first`, `consumer_stopped_errors`, `diag` and `_stopped`
+   (`install_bulk_drain`): records of the input topic go to the batch code a
+   whole fetch at a time instead of one `wait_first` per message
+   (docs/faust-wait-first.md).
+7. `Consumer._unacked_messages` and `Message.tracked`: a batch taken for
+   processing is "in flight", so a rebalance or a stop waits for it
+   (`track_messages`); `Consumer.ack` marks it done (`ack_messages`).
+8. `App.consumer_generation_id`, `App.flow_control` and `Message.generation_id`:
+   records fetched in a revoked generation, or while flow is suspended, are
+   dropped, as Faust's Stream drops them (`live_messages`).
+9. `Monitor.stream_inbound_time`: Faust's livelock detector reads it to tell
+   a stalled stream; the batch path reports progress there
+   (`mark_stream_progress`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from time import monotonic
 from typing import Any
 
 import faust
 from faust.streams import _current_event
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
 __all__ = [
     "TP",
     "BaselineTable",
+    "EventOf",
+    "ack_messages",
     "commit_now",
     "current_event",
     "hold_input_partitions",
     "input_partitions",
+    "install_bulk_drain",
+    "live_messages",
+    "mark_stream_progress",
     "record_changelog_offset",
+    "track_messages",
 ]
 
 
@@ -110,3 +136,142 @@ class BaselineTable(faust.Table[Any, Any]):
     def on_key_set(self, key: Any, value: Any) -> None:
         self.partition_for_key(key)  # asserts a current event on a co-partitioned topic
         self._sensor_on_set(self, key, value)
+
+
+class EventOf:
+    """The least of a Faust Event that `current_event` users read: `.message`.
+
+    A table picks the store partition of a write from the current event's
+    message; the batch path has Messages, not Events, and building a Faust
+    Event per record would cost more than the rest of the bookkeeping.
+    """
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+Deliver = Callable[[list[Any]], Awaitable[None]]
+
+
+def install_bulk_drain(consumer: Any, bulk_topics: Iterable[str], deliver: Deliver) -> None:
+    """Replace the fetch loop: records of `bulk_topics` go to `deliver`, a fetch at a time.
+
+    The loop is Faust's `Consumer._drain_messages` (0.15) with one change:
+    a record of a bulk topic is appended to the fetch's batch instead of
+    being passed to `callback` under `wait_first(callback(message),
+    suspend_flow.wait())` -- two tasks and a cancellation per message, the
+    largest single cost of a Faust stream. Everything else is Faust's own:
+    `getmany` (active partitions only, so paused/held partitions yield
+    nothing; generation change and suspended flow end the fetch), read
+    offsets (records below them are dropped, as Faust drops them), offset
+    gaps, `broker_commit_every`; records of other topics (the table's
+    changelog: recovery and standby replicas) still go through `callback`.
+
+    `deliver(batch)` runs once per fetch, after the fetch was read; it must
+    honour `consumer.suspend_flow` itself (drop the batch when flow is
+    suspended). The batch's records are not tracked or acked here: the
+    taker does both (`track_messages`, `ack_messages`).
+    """
+    bulk = frozenset(bulk_topics)
+
+    async def _drain_messages(fetcher: Any) -> None:
+        callback = consumer.callback
+        getmany = consumer.getmany
+        consumer_should_stop = consumer._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offsets = consumer._read_offset
+        set_flag = consumer.diag.set_flag
+        unset_flag = consumer.diag.unset_flag
+        commit_every = consumer._commit_every
+        acks_enabled_for = consumer.app.topics.acks_enabled_for
+        wait_first = consumer.wait_first
+        suspend_flow = consumer.suspend_flow
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await consumer.sleep(0)
+                if not consumer.should_stop:
+                    batch: list[Any] = []
+                    append = batch.append
+                    async for tp, message in ait:
+                        offset = message.offset
+                        r_offset = read_offsets[tp]
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await consumer._add_gap(tp, r_offset + 1, offset)
+                            if tp.topic in bulk:
+                                append(message)
+                            else:
+                                if commit_every is not None and consumer._n_acked >= commit_every:
+                                    consumer._n_acked = 0
+                                    await consumer.commit()
+                                await wait_first(callback(message), suspend_flow.wait())
+                            read_offsets[tp] = offset
+                    if batch:
+                        if commit_every is not None and consumer._n_acked >= commit_every:
+                            consumer._n_acked = 0
+                            await consumer.commit()
+                        await deliver(batch)
+                    unset_flag(CONSUMER_FETCHING)
+        except consumer.consumer_stopped_errors:
+            if consumer.transport.app.should_stop:
+                consumer.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if consumer.transport.app.should_stop:
+                consumer.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            consumer.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+    consumer._drain_messages = _drain_messages
+
+
+def live_messages(app: Any, messages: Sequence[Any]) -> list[Any]:
+    """The messages Faust's Stream would still process now (others are dropped, not acked).
+
+    Faust's Stream skips an event when flow control is suspended or the
+    event's message was fetched in an earlier consumer generation: its
+    partition may have been revoked, and its records are fetched again from
+    the committed offset by whoever owns it now.
+    """
+    if not app.flow_control.is_active():
+        return []
+    generation = app.consumer_generation_id
+    if all(m.generation_id == generation for m in messages):
+        return list(messages)
+    return [m for m in messages if m.generation_id == generation]
+
+
+def track_messages(consumer: Any, messages: Iterable[Any]) -> None:
+    """Mark messages in flight: a rebalance or a stop waits until they are acked."""
+    add = consumer._unacked_messages.add
+    for message in messages:
+        message.tracked = True
+        add(message)
+
+
+def ack_messages(consumer: Any, messages: Iterable[Any]) -> None:
+    """Ack processed messages: their offsets may be committed (no gap below them)."""
+    ack = consumer.ack
+    for message in messages:
+        ack(message)
+
+
+def mark_stream_progress(app: Any, tps: Iterable[Any]) -> None:
+    """Tell Faust's livelock detector that these partitions' records are being processed."""
+    monitor = app.monitor
+    if monitor is not None:
+        now = monotonic()
+        inbound = monitor.stream_inbound_time
+        for tp in tps:
+            inbound[tp] = now
