@@ -8,20 +8,27 @@ instead of silently dropping or re-deciding events in production.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
-from faust.types import TP
+from faust.types import TP, ConsumerMessage
 
 from worker.kafka.faust_compat import (
     BaselineTable,
+    EventOf,
+    ack_messages,
     commit_now,
     current_event,
     hold_input_partitions,
     input_partitions,
+    install_bulk_drain,
+    live_messages,
+    mark_stream_progress,
     record_changelog_offset,
+    track_messages,
 )
 
 
@@ -120,3 +127,97 @@ async def test_table_write_needs_a_current_event_and_skips_faust_changelog(
         assert table.get(b"s-1") == b"x"
     assert sent == [], "the batch publishes changelog records itself"
 
+
+
+def _message(topic: str, partition: int, offset: int, generation: int = 0) -> ConsumerMessage:
+    return ConsumerMessage(topic, partition, offset, 0.0, 0, None, b"k", b"v", None,
+                           tp=TP(topic, partition), generation_id=generation)
+
+
+class _Fetcher:
+    """Stands for Faust's Fetcher service: the drain loop runs until it is stopped."""
+
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+
+
+async def test_bulk_drain_hands_whole_fetches_over_and_keeps_faust_for_the_rest(
+        tmp_path: Path) -> None:
+    """Input records: one deliver() per fetch; changelog records: Faust's callback; offsets
+    below the read offset: dropped, as Faust drops them."""
+    app = _app(tmp_path)
+    consumer: Any = app.consumer
+    fetcher = _Fetcher()
+    fetches = [
+        [_message("in", 0, 5), _message("changelog", 0, 1), _message("in", 1, 7),
+         _message("in", 0, 6)],
+        [_message("in", 0, 5), _message("in", 0, 7)],  # 5 again: below the read offset
+    ]
+
+    async def getmany(timeout: float) -> Any:
+        for message in fetches.pop(0) if fetches else []:
+            yield message.tp, message
+
+    delivered: list[list[tuple[str, int, int]]] = []
+    called: list[int] = []
+
+    async def callback(message: Any) -> None:
+        called.append(message.offset)
+
+    async def deliver(batch: list[Any]) -> None:
+        delivered.append([(m.topic, m.partition, m.offset) for m in batch])
+        if not fetches:
+            fetcher._stopped.set()
+
+    consumer.getmany = getmany
+    consumer.callback = callback
+    install_bulk_drain(consumer, ["in"], deliver)
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 10)
+    assert delivered == [[("in", 0, 5), ("in", 1, 7), ("in", 0, 6)], [("in", 0, 7)]]
+    assert called == [1]
+    assert consumer._read_offset[TP("in", 0)] == 7
+    assert consumer._read_offset[TP("changelog", 0)] == 1
+
+
+async def test_live_messages_drop_a_revoked_generation_and_suspended_flow(
+        tmp_path: Path) -> None:
+    app: Any = _app(tmp_path)
+    app.consumer_generation_id = 3
+    app.flow_control.resume()
+    old, new = _message("in", 0, 1, generation=2), _message("in", 0, 2, generation=3)
+    assert live_messages(app, [old, new]) == [new]
+    assert live_messages(app, [new]) == [new]
+    app.flow_control.suspend()
+    assert live_messages(app, [new]) == []
+
+
+async def test_tracked_messages_are_in_flight_until_acked_then_committable(
+        tmp_path: Path) -> None:
+    app: Any = _app(tmp_path)
+    consumer: Any = app.consumer
+    app.topics._acking_topics.add("in")  # the agent's topic acks (set at subscription)
+    messages = [_message("in", 0, n) for n in (0, 1, 2)]
+    track_messages(consumer, messages)
+    assert set(consumer.unacked) == set(messages)
+    assert all(m.tracked for m in messages)
+    ack_messages(consumer, messages)
+    assert not consumer.unacked
+    assert all(m.acked for m in messages)
+    assert consumer._new_offset(TP("in", 0)) == 3  # what the next commit commits
+
+
+async def test_stream_progress_is_what_the_livelock_detector_reads(tmp_path: Path) -> None:
+    app: Any = _app(tmp_path)
+    mark_stream_progress(app, [TP("in", 2)])
+    assert TP("in", 2) in app.monitor.stream_inbound_time
+
+
+async def test_a_message_stand_in_is_enough_for_a_table_write(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    table = _table(app)
+    table.changelog_topic.send_soon = lambda *a, **k: None  # type: ignore[method-assign]
+    message = _message("in", 1, 0)
+    with current_event(EventOf(message)):
+        assert faust.current_event().message is message  # type: ignore[union-attr]
+        table[b"s-2"] = b"y"
+        assert table.get(b"s-2") == b"y"
