@@ -139,7 +139,8 @@ def _section(results: dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
     results["section_seconds"][name] = round(time.monotonic() - started, 1)
 
 
-def run(plan: Plan, mode: str, sections: tuple[str, ...]) -> dict[str, Any]:
+def run(plan: Plan, mode: str, sections: tuple[str, ...],
+        baseline_cmd: list[str] | None = None) -> dict[str, Any]:
     """Everything in `sections` for one plan; returns the results dict."""
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...]) -> dict[str, Any]:
                  .__setitem__("replay", _replay_memory(files["memory_warm"], files["memory"])))
     kafka_version = None
     if {"kafka", "scale", "memory"} & set(sections) and "warm" in files:
-        kafka_version = _kafka_sections(plan, sections, files, results)
+        kafka_version = _kafka_sections(plan, sections, files, results, baseline_cmd)
     results["versions"] = versions(kafka_version)
     memory = results.get("memory") or {}
     if "worker" in memory:
@@ -198,7 +199,8 @@ def _replay_memory(warm: Path, src: Path) -> dict[str, Any]:
 
 
 def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path],
-                    results: dict[str, Any]) -> str | None:
+                    results: dict[str, Any], baseline_cmd: list[str] | None = None,
+                    ) -> str | None:
     """Start one local broker, run the Kafka sections on it, stop it."""
     from bench import kafka_bench as kb  # noqa: PLC0415 - aiokafka only when needed
 
@@ -212,7 +214,7 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
         return None
 
     async def main() -> None:
-        kafka = kb.Kafka(broker.bootstrap, OUT)
+        kafka = kb.Kafka(broker.bootstrap, OUT, broker_pid=broker._pid)
         await kafka.start()
         try:
             if {"kafka", "scale"} & set(sections):
@@ -221,7 +223,7 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
 
                 async def throughput() -> None:
                     k = await kb.bench_throughput(kafka, files["kafka"], expected,
-                                                  plan.kafka_rounds)
+                                                  plan.kafka_rounds, baseline_cmd=baseline_cmd)
                     topic["name"] = k.pop("_topic")
                     results["kafka"] = {**results.get("kafka", {}), **k}
 
@@ -229,10 +231,15 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
                     await _async_section(results, "kafka", throughput)
 
                     async def latency() -> None:
-                        lat = await kb.bench_latency(kafka, plan.latency_rate,
-                                                     plan.latency_seconds,
-                                                     plan.latency_warmup_s)
                         k = results.setdefault("kafka", {})
+                        # Half the capacity measured in this run (the target's load);
+                        # the plan's fixed rate only if throughput did not run.
+                        capacity = k.get("events_per_s") or 0
+                        offered = int(capacity // 2) if capacity else plan.latency_rate
+                        lat = await kb.bench_latency(kafka, offered, plan.latency_seconds,
+                                                     plan.latency_warmup_s)
+                        lat["offered_share_of_capacity"] = (
+                            round(offered / capacity, 3) if capacity else None)
                         k["at_rate"] = lat
                         k["latency_ms_p50"] = lat["latency_ms_p50"]
                         k["latency_ms_p99"] = lat["latency_ms_p99"]
@@ -301,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     p.add_argument("--json", type=Path, help="results file (default by mode)")
     p.add_argument("--markdown", type=Path, help="Markdown report (default by mode)")
+    p.add_argument("--baseline-cmd", default=os.environ.get("SESSIONWARDEN_BENCH_BASELINE"),
+                   help="another `sessionwarden` executable (e.g. the previous code's venv) "
+                        "that runs in the same interleaved Kafka rounds as a third contender "
+                        "(default: $SESSIONWARDEN_BENCH_BASELINE)")
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
     plan = QUICK if args.quick else FULL
@@ -312,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     md_path = args.markdown or (OUT / f"BENCHMARKS-{mode}{'-only' * bool(args.only)}.md"
                                 if partial else REPO / "BENCHMARKS.md")
     log(f"{mode} run: {', '.join(sections)}")
-    results = run(plan, mode, sections)
+    results = run(plan, mode, sections, args.baseline_cmd.split() if args.baseline_cmd else None)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     report.write(results, md_path)
