@@ -73,6 +73,7 @@ from bench.workload import latency_event
 PARTITIONS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NCPU = os.cpu_count() or 1
+INPUT_MAX_MESSAGE_BYTES = 4 * 2**20
 OTHER_CPU_LIMIT = 0.10
 """Rounds in which other processes used more than this share of the machine are dropped."""
 WORKER_ENV: dict[str, str] = {
@@ -171,8 +172,11 @@ class Kafka:
             await self.admin.close()
 
     async def create_topic(self, name: str, partitions: int = PARTITIONS) -> None:
-        await self.admin.create_topics([NewTopic(name=name, num_partitions=partitions,
-                                                 replication_factor=1)])
+        # As large as the worker's default SESSIONWARDEN_MAX_MESSAGE_BYTES: the worker
+        # refuses to start on an input topic that accepts less (the broker default, 1 MiB).
+        await self.admin.create_topics([NewTopic(
+            name=name, num_partitions=partitions, replication_factor=1,
+            topic_configs={"max.message.bytes": str(INPUT_MAX_MESSAGE_BYTES)})])
         self.created.append(name)
         for _ in range(200):  # wait for leaders
             described = await self.admin.describe_topics([name])
