@@ -85,6 +85,27 @@ async def test_held_input_partitions_are_not_resumed_nor_buffered(tmp_path: Path
     assert resumed[-1] == {TP("in", 0)}
 
 
+async def test_held_input_partitions_are_left_out_of_fetches(tmp_path: Path) -> None:
+    """A first assignment makes inputs active before recovery: they must not be fetched."""
+    app = _app(tmp_path)
+    table = _table(app)
+    consumer: Any = app.consumer
+    changelog = TP(table.changelog_topic.get_topic_name(), 0)
+    asked: list[set[TP] | None] = []
+
+    async def fetch(active_partitions: Any, timeout: float) -> dict[TP, list[Any]]:
+        asked.append(None if active_partitions is None else set(active_partitions))
+        return {}
+
+    consumer._getmany = fetch
+    holding = True
+    hold_input_partitions(consumer, lambda: holding)
+    await consumer._getmany({TP("in", 0), changelog}, 1.0)
+    holding = False
+    await consumer._getmany({TP("in", 0), changelog}, 1.0)
+    assert asked == [{changelog}, {TP("in", 0), changelog}]
+
+
 async def test_recorded_changelog_offset_is_where_recovery_resumes(tmp_path: Path) -> None:
     app = _app(tmp_path, store="rocksdb://")
     table = _table(app)

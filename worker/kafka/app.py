@@ -126,12 +126,19 @@ class SessionWardenApp(faust.App):
         inbox = self.inbox
         if inbox is not None and self.bulk_topics:
             suspended = consumer.suspend_flow.is_set
+            flow_control = self.flow_control
 
             async def wait_suspended(aw: Any) -> bool:
                 await consumer.wait_first(aw, consumer.suspend_flow.wait())
                 return bool(suspended())
 
             async def deliver(batch: list[Any]) -> None:
+                # As Faust's callback (`acquire_flow_control`): records fetched while
+                # recovery runs wait for it to end. Dropping them instead would lose
+                # them when the committed offset is 0 or unset: aiokafka's
+                # seek_to_committed() does not seek there, so they are not re-fetched.
+                if not flow_control.is_active() and not suspended():
+                    await wait_suspended(flow_control.acquire())
                 await inbox.put(batch, suspended, wait_suspended)
 
             install_bulk_drain(consumer, self.bulk_topics, deliver)

@@ -12,9 +12,10 @@ Touch points (what, where in Faust 0.11-0.15, why):
 1. `faust.streams._current_event`, the context variable behind
    `faust.current_event()`: a table write picks its store partition from the
    current event, so the batch sets it per record (`current_event`).
-2. `Consumer._is_changelog_tp` and `Consumer._buffered_partitions`: input
-   partitions are held paused until recovery ends (`hold_input_partitions`,
-   the seek race described in docs/worker.md).
+2. `Consumer._is_changelog_tp`, `Consumer._buffered_partitions` and
+   `Consumer._getmany(active_partitions, timeout)`: input partitions are held
+   paused, and left out of fetches, until recovery ends
+   (`hold_input_partitions`, the seek race described in docs/worker.md).
 3. `Table.data.set_persisted_offset`: recovery starts after the last
    changelog offset we wrote ourselves (`record_changelog_offset`).
 4. `Consumer.maybe_wait_for_commit_to_finish` + `Consumer.commit`: commit the
@@ -96,9 +97,24 @@ def hold_input_partitions(consumer: Any, holding: Callable[[], bool]) -> None:
     """Wrap `consumer.resume_partitions` so input partitions stay paused while holding().
 
     Records of "buffered" partitions are yielded even when paused, so held
-    partitions are also removed from Faust's buffered set.
+    partitions are also removed from Faust's buffered set. And a fresh
+    consumer's first assignment makes every partition active before recovery
+    pauses anything, so `Consumer._getmany` (the fetch from aiokafka's
+    buffer) is also wrapped to leave input partitions out while holding:
+    records taken from aiokafka then would move its position past them, and
+    aiokafka's `seek_to_committed` does not seek back when the committed
+    offset is 0 or unset.
     """
     resume = consumer.resume_partitions
+    getmany = consumer._getmany
+
+    async def _getmany(active_partitions: Any, timeout: float) -> Any:
+        if active_partitions is not None and holding():
+            active_partitions = {tp for tp in active_partitions
+                                 if consumer._is_changelog_tp(tp)}
+        return await getmany(active_partitions, timeout)
+
+    consumer._getmany = _getmany
 
     def resume_partitions(tps: Any) -> None:
         tps = set(tps)
@@ -170,8 +186,11 @@ def install_bulk_drain(consumer: Any, bulk_topics: Iterable[str], deliver: Deliv
     changelog: recovery and standby replicas) still go through `callback`.
 
     `deliver(batch)` runs once per fetch, after the fetch was read; it must
-    honour `consumer.suspend_flow` itself (drop the batch when flow is
-    suspended). The batch's records are not tracked or acked here: the
+    honour flow control itself as Faust's callback does: wait while the
+    app's flow control is suspended (recovery), drop the batch when the
+    consumer's `suspend_flow` is set (a rebalance started). The batch's read
+    offsets are set when `deliver` returns, as Faust sets a message's once
+    its callback returned. The records are not tracked or acked here: the
     taker does both (`track_messages`, `ack_messages`).
     """
     bulk = frozenset(bulk_topics)
@@ -196,26 +215,32 @@ def install_bulk_drain(consumer: Any, bulk_topics: Iterable[str], deliver: Deliv
                 if not consumer.should_stop:
                     batch: list[Any] = []
                     append = batch.append
+                    batch_read: dict[Any, int] = {}
                     async for tp, message in ait:
                         offset = message.offset
-                        r_offset = read_offsets[tp]
+                        r_offset = batch_read.get(tp, read_offsets[tp])
                         if r_offset is None or offset >= r_offset:
                             gap = offset - (r_offset or 0)
                             if gap > 1 and r_offset and acks_enabled_for(message.topic):
                                 await consumer._add_gap(tp, r_offset + 1, offset)
                             if tp.topic in bulk:
                                 append(message)
+                                batch_read[tp] = offset
                             else:
                                 if commit_every is not None and consumer._n_acked >= commit_every:
                                     consumer._n_acked = 0
                                     await consumer.commit()
                                 await wait_first(callback(message), suspend_flow.wait())
-                            read_offsets[tp] = offset
+                                read_offsets[tp] = offset
                     if batch:
                         if commit_every is not None and consumer._n_acked >= commit_every:
                             consumer._n_acked = 0
                             await consumer.commit()
                         await deliver(batch)
+                        # Like Faust's loop, which sets a read offset once the callback
+                        # returned: after a seek made while `deliver` waited for flow
+                        # control, re-fetched copies of these records are dropped.
+                        read_offsets.update(batch_read)
                     unset_flag(CONSUMER_FETCHING)
         except consumer.consumer_stopped_errors:
             if consumer.transport.app.should_stop:
