@@ -27,10 +27,11 @@ Touch points (what, where in Faust 0.11-0.15, why):
    runs, and what it uses: `Consumer.getmany` (one fetch, filtered to active
    partitions, generation-checked, as `(tp, Message)` pairs), `callback`,
    `_read_offset`, `_add_gap`, `_commit_every`/`_n_acked`, `suspend_flow`,
-   `wait_first`, `consumer_stopped_errors`, `diag` and `_stopped`
-   (`install_bulk_drain`): records of the input topic go to the batch code a
-   whole fetch at a time instead of one `wait_first` per message
-   (docs/faust-wait-first.md).
+   `wait_first`, `consumer_stopped_errors`, `diag` and `_stopped`, plus
+   `App.tables.changelog_queue` and `App.flow_control` (`install_bulk_drain`):
+   records of the input topic go to the batch code a whole fetch at a time
+   instead of one `wait_first` per message, and changelog records skip
+   `wait_first` when their delivery cannot block (docs/faust-wait-first.md).
 7. `Consumer._unacked_messages` and `Message.tracked`: a batch taken for
    processing is "in flight", so a rebalance or a stop waits for it
    (`track_messages`); `Consumer.ack` marks it done (`ack_messages`).
@@ -183,7 +184,11 @@ def install_bulk_drain(consumer: Any, bulk_topics: Iterable[str], deliver: Deliv
     nothing; generation change and suspended flow end the fetch), read
     offsets (records below them are dropped, as Faust drops them), offset
     gaps, `broker_commit_every`; records of other topics (the table's
-    changelog: recovery and standby replicas) still go through `callback`.
+    changelog: recovery and standby replicas) still go through `callback`,
+    awaited directly when it cannot block -- flow control active, no
+    rebalance starting, and room in the tables' changelog queue (the
+    conductor's callback only waits on those) -- and under Faust's
+    `wait_first` race otherwise.
 
     `deliver(batch)` runs once per fetch, after the fetch was read; it must
     honour flow control itself as Faust's callback does: wait while the
@@ -207,6 +212,9 @@ def install_bulk_drain(consumer: Any, bulk_topics: Iterable[str], deliver: Deliv
         acks_enabled_for = consumer.app.topics.acks_enabled_for
         wait_first = consumer.wait_first
         suspend_flow = consumer.suspend_flow
+        flow_control = consumer.app.flow_control
+        is_changelog_tp = consumer._is_changelog_tp
+        changelog_queue = consumer.app.tables.changelog_queue
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
@@ -230,7 +238,12 @@ def install_bulk_drain(consumer: Any, bulk_topics: Iterable[str], deliver: Deliv
                                 if commit_every is not None and consumer._n_acked >= commit_every:
                                     consumer._n_acked = 0
                                     await consumer.commit()
-                                await wait_first(callback(message), suspend_flow.wait())
+                                if (not suspend_flow.is_set() and flow_control.is_active()
+                                        and is_changelog_tp(tp) and not changelog_queue.full()):
+                                    # Cannot block (flow on, queue has room): no race needed.
+                                    await callback(message)
+                                else:
+                                    await wait_first(callback(message), suspend_flow.wait())
                                 read_offsets[tp] = offset
                     if batch:
                         if commit_every is not None and consumer._n_acked >= commit_every:
