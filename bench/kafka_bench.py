@@ -74,6 +74,7 @@ PARTITIONS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NCPU = os.cpu_count() or 1
 INPUT_MAX_MESSAGE_BYTES = 4 * 2**20
+LATENCY_POLICY = "[tenant]\nmin_idle_extension_ms = 0\n"
 OTHER_CPU_LIMIT = 0.10
 """Rounds in which other processes used more than this share of the machine are dropped."""
 WORKER_ENV: dict[str, str] = {
@@ -364,6 +365,9 @@ async def worker_run(kafka: Kafka, topic: str, events: int, expected: int, worke
         cpu_all_ready = CpuSnapshot.take(pids)
         t0, t_all = min(ready), time.time()
         outputs_at_all_ready = await kafka.end_total(procs[0].outputs)
+        # Input records not yet committed: what is left for the steady window (the
+        # worker commits after every batch, so at most a batch per worker is in flight).
+        lag_at_all_ready = await kafka.lag(run, topic)
         t_out = await _wait_outputs(kafka, procs[0].outputs, expected, timeout,
                                     [w.proc for w in procs])
         cpu_out = CpuSnapshot.take(pids)
@@ -371,8 +375,9 @@ async def worker_run(kafka: Kafka, topic: str, events: int, expected: int, worke
         t_lag = await _wait_lag_zero(kafka, run, topic)
         seconds = t_out - t0
         # Steady state: only the work left once every worker is ready, in input
-        # events (output records scaled by the file's outputs per event).
-        left = (expected - outputs_at_all_ready) * events / max(expected, 1)
+        # events. Output records are not spread evenly over the input (a session's
+        # first events make more), so the group's uncommitted input counts, not outputs.
+        left = min(events, lag_at_all_ready)
         cpu = cpu_window(cpu_all_ready, cpu_out, left)
         return {"workers": workers, "events": events, "outputs": expected,
                 "seconds": rnd(seconds), "events_per_s": rnd(rate(events, seconds), 0),
@@ -382,6 +387,7 @@ async def worker_run(kafka: Kafka, topic: str, events: int, expected: int, worke
                 "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu,
                 "all_ready_after_s": rnd(t_all - t0),
                 "outputs_when_all_ready": outputs_at_all_ready,
+                "inputs_left_when_all_ready": left,
                 "lag_zero_after_s": rnd(t_lag - t0) if t_lag else None,
                 "rss_bytes": rss}
     finally:
@@ -513,13 +519,61 @@ async def bench_throughput(kafka: Kafka, src: Path, expected: int, rounds: int,
     return out
 
 
+async def worker_cpu_run(kafka: Kafka, src: Path, events: int, expected: int,
+                         workers: int = 1, settle_s: float = 2.0,
+                         timeout: float = 900.0) -> dict[str, Any]:
+    """Steady-state CPU per event of `workers` processes that are all ready before input exists.
+
+    The workers start on an empty topic, join, recover and settle; then the
+    file is produced (`sessionwarden produce`, a separate process, not
+    measured) and the window ends when every expected output is out. So no
+    worker's start, join or first rebalance, and no standby catching up on
+    work done before the window, is counted: only per-event work, including
+    what standby replicas cost.
+    """
+    run = f"bc{workers}-{_uid()}"
+    topic = f"{run}-in"
+    await kafka.create_topic(topic)
+    procs = [Worker(kafka, run, topic, run, i) for i in range(workers)]
+    try:
+        await asyncio.gather(*(w.start() for w in procs))
+        pids = kafka.measured(**{f"worker{i}": w.proc.pid for i, w in enumerate(procs)
+                                 if w.proc is not None})
+        await asyncio.gather(*(w.wait_ready() for w in procs))
+        await asyncio.sleep(settle_s)
+        await asyncio.gather(*(w.wait_ready() for w in procs))  # no rebalance under way
+        start = CpuSnapshot.take(pids)
+        t0 = time.time()
+        env = {**os.environ, "SESSIONWARDEN_BROKER": f"kafka://{kafka.bootstrap}"}
+        producer = await asyncio.create_subprocess_exec(
+            *sessionwarden_cmd(), "produce", str(src), "--topic", topic, "--no-create-topics",
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        t_out = await _wait_outputs(kafka, procs[0].outputs, expected, timeout,
+                                    [w.proc for w in procs])
+        cpu = cpu_window(start, CpuSnapshot.take(pids), events)
+        _out, err = await producer.communicate()
+        if producer.returncode != 0:
+            raise RuntimeError(f"produce failed: {err.decode()[-2000:]}")
+        return {"workers": workers, "events": events, "seconds": rnd(t_out - t0),
+                "events_per_s": rnd(rate(events, t_out - t0), 0),
+                "cpu_us_per_event": _sum_us(cpu, "worker"),
+                "broker_cpu_us_per_event": cpu["cpu_us_per_event"].get("broker"),
+                "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu}
+    finally:
+        await asyncio.gather(*(w.stop() for w in procs))
+        await kafka.delete_topics(run)
+
+
 async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
-                      rounds: int) -> dict[str, Any]:
+                      rounds: int, src: Path | None = None) -> dict[str, Any]:
     """One vs two workers in one group, interleaved, on the same pre-filled topic.
 
     `cpu_efficiency` = one worker's CPU per event / (two workers' CPU per
     event, summed): what a second worker costs, whatever the shared host
-    does to the wall-clock ratio.
+    does to the wall-clock ratio. It comes from `worker_cpu_run` (workers
+    ready before the input is produced, given `src`); without `src`, from
+    the pre-filled runs' steady windows, which include the second worker's
+    join and its standby catching up.
     """
     pairs: list[dict[str, Any]] = []
     for i in range(rounds):
@@ -528,22 +582,31 @@ async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
         one, two = got[1], got[2]
         ratio = _div(two["steady_events_per_s"], one["steady_events_per_s"])
         cold = _div(two["events_per_s"], one["events_per_s"])
-        efficiency = _div(one["cpu_us_per_event"] or 0.0, two["cpu_us_per_event"] or 0.0)
-        pairs.append({"one": one, "two": two, "ratio": rnd(ratio, 4),
-                      "ratio_cold": rnd(cold, 4), "cpu_efficiency": rnd(efficiency, 4)})
-        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']:,.0f} ev/s "
-            f"{one['cpu_us_per_event']} us/ev, 2 workers {two['steady_events_per_s']:,.0f} "
-            f"ev/s {two['cpu_us_per_event']} us/ev summed (steady), ratio {ratio:.3f}, "
-            f"CPU efficiency {efficiency:.3f}; other CPU {one['other_cpu_share']:.1%} / "
-            f"{two['other_cpu_share']:.1%}; from first ready {one['events_per_s']:,.0f} vs "
+        pair: dict[str, Any] = {"one": one, "two": two, "ratio": rnd(ratio, 4),
+                                "ratio_cold": rnd(cold, 4)}
+        c1, c2 = one, two
+        if src is not None:
+            cpu_runs = {n: await worker_cpu_run(kafka, src, events, expected, workers=n)
+                        for n in order}
+            c1, c2 = pair["cpu_one"], pair["cpu_two"] = cpu_runs[1], cpu_runs[2]
+        efficiency = _div(c1["cpu_us_per_event"] or 0.0, c2["cpu_us_per_event"] or 0.0)
+        pair["cpu_efficiency"] = rnd(efficiency, 4)
+        pairs.append(pair)
+        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']:,.0f} ev/s, "
+            f"2 workers {two['steady_events_per_s']:,.0f} ev/s (steady), ratio {ratio:.3f}; "
+            f"CPU {c1['cpu_us_per_event']} us/ev vs {c2['cpu_us_per_event']} us/ev summed, "
+            f"efficiency {efficiency:.3f}; other CPU {c1['other_cpu_share']:.1%} / "
+            f"{c2['other_cpu_share']:.1%}; from first ready {one['events_per_s']:,.0f} vs "
             f"{two['events_per_s']:,.0f}")
-    kept, dropped = _kept(pairs, ("one", "two"))
+    runs = ("one", "two", *(("cpu_one", "cpu_two") if src is not None else ()))
+    kept, dropped = _kept(pairs, runs)
+    cpu1, cpu2 = ("cpu_one", "cpu_two") if src is not None else ("one", "two")
     return {
         "one_worker_events_per_s": _med(kept, "one", "steady_events_per_s"),
         "two_workers_events_per_s": _med(kept, "two", "steady_events_per_s"),
         "ratio": rnd(median([p["ratio"] for p in kept]), 4),
-        "one_worker_cpu_us_per_event": _med(kept, "one", "cpu_us_per_event", 1),
-        "two_workers_cpu_us_per_event": _med(kept, "two", "cpu_us_per_event", 1),
+        "one_worker_cpu_us_per_event": _med(kept, cpu1, "cpu_us_per_event", 1),
+        "two_workers_cpu_us_per_event": _med(kept, cpu2, "cpu_us_per_event", 1),
         "cpu_efficiency": rnd(median([p["cpu_efficiency"] for p in kept]), 4),
         "rounds_dropped": dropped, "other_cpu_limit": OTHER_CPU_LIMIT,
         "cold": {
@@ -577,6 +640,13 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
     topic = f"{run}-in"
     await kafka.create_topic(topic)
     worker = Worker(kafka, run, topic, run)
+    # Every event must cause a command for its latency to be seen: the default
+    # policy re-issues the idle expiry only when it moves by a minimum, so the
+    # bench's worker re-issues it on every event (as the seed policy did).
+    policy = kafka.work / "logs" / f"{run}-policy.toml"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(LATENCY_POLICY)
+    worker.env["SESSIONWARDEN_POLICY_FILE"] = str(policy)
     total = int(events_per_s * (seconds + warmup_s))
     prepared = [latency_event(i, sessions, run) for i in range(total)]
     sent: dict[str, float] = {}

@@ -255,7 +255,7 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
                             await kafka.prefill(topic["name"], files["kafka"])
                         results["scale"] = await kb.bench_scale(
                             kafka, topic["name"], plan.kafka_events, expected,
-                            plan.scale_rounds)
+                            plan.scale_rounds, src=files["kafka"])
 
                     await _async_section(results, "scale", scale)
             if "memory" in sections:
