@@ -93,14 +93,32 @@ METHOD = [
     "`producer.send` per record (acks=all, idempotent, 256 KiB batches), await delivery, "
     "commit; one output record per input record. The worker writes ~0.9 output records "
     "plus changelog records per input record.",
-    "latency: a worker on an empty topic; the bench produces events at a paced rate, each "
+    "latency: a worker on an empty topic; the bench produces events at a paced rate, half "
+    "the worker's events/s measured in the same run (`offered_share_of_capacity`), each "
     "of which causes exactly one `set_idle_expires_at` command (organization "
-    "idle_session_timeout metadata); latency = command consumed from the commands topic "
-    "minus the moment the event was handed to the producer, matched by cause_event_id, in "
-    "the bench process (which also produces and consumes on the same 2 cores).",
+    "idle_session_timeout metadata; the latency worker's policy sets "
+    "min_idle_extension_ms = 0 so that every event re-issues it); latency = command "
+    "consumed from the commands topic minus the moment the event was handed to the "
+    "producer, matched by cause_event_id, in the bench process (which also produces and "
+    "consumes on the same 2 cores). These events cost the pipeline more than the "
+    "throughput file's (every one is a decision with a command and an audit record).",
+    "CPU: every Kafka run reads user + system CPU (all threads) of each measured process "
+    "from /proc/<pid>/stat at the start and end of its timed window and reports it per "
+    "input event (`cpu_us_per_event`); the broker's separately "
+    "(`broker_cpu_us_per_event`). /proc/stat gives the machine's busy time; what the "
+    "measured processes (worker(s) or passthrough, broker, the bench itself) did not use is "
+    "`other_cpu_share` (of 2 cores). Rounds where any run's other share exceeds 10 % are "
+    "dropped from the medians (`rounds_dropped`; all rounds are kept if none is left).",
     "scale: the same pre-filled topic (4 partitions) consumed by 1 worker and by 2 worker "
     "processes in one group; the clock starts when the first worker is ready, so the "
-    "second worker's join and the rebalance are part of the 2-worker time.",
+    "second worker's join and the rebalance are part of the 2-worker time. "
+    "`cpu_efficiency` = one worker's CPU per event / two workers' CPU per event summed, "
+    "from separate runs in which the workers are ready (joined, recovered, settled) before "
+    "the file is produced into an empty topic, so only per-event work counts (standby "
+    "replicas included). 0.9 means 11 % more CPU per event with two workers.",
+    "baseline (optional, `--baseline-cmd` or $SESSIONWARDEN_BENCH_BASELINE): another "
+    "`sessionwarden` executable, e.g. the previous code's venv, run as a third contender "
+    "in the same interleaved Kafka rounds (`kafka.baseline`).",
     "memory (worker): a worker on an empty topic first drains a warm-up file (other "
     "sessions), then RSS (/proc) and the RocksDB directory size are sampled before and "
     "after it drains N sessions' full event streams; growth / N. Includes the bounded "
