@@ -381,7 +381,9 @@ async def worker_run(kafka: Kafka, topic: str, events: int, expected: int, worke
         cpu = cpu_window(cpu_all_ready, cpu_out, left)
         return {"workers": workers, "events": events, "outputs": expected,
                 "seconds": rnd(seconds), "events_per_s": rnd(rate(events, seconds), 0),
-                "steady_events_per_s": rnd(rate(int(left), t_out - t_all), 0),
+                # Too little left once all are ready (a small file): no steady figure.
+                "steady_events_per_s": (rnd(rate(int(left), t_out - t_all), 0)
+                                        if left >= 0.1 * events else None),
                 "cpu_us_per_event": _sum_us(cpu, "worker"),
                 "broker_cpu_us_per_event": cpu["cpu_us_per_event"].get("broker"),
                 "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu,
@@ -580,8 +582,10 @@ async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
         order = (1, 2) if i % 2 == 0 else (2, 1)
         got = {n: await worker_run(kafka, topic, events, expected, workers=n) for n in order}
         one, two = got[1], got[2]
-        ratio = _div(two["steady_events_per_s"], one["steady_events_per_s"])
         cold = _div(two["events_per_s"], one["events_per_s"])
+        steady = one["steady_events_per_s"] and two["steady_events_per_s"]
+        ratio = (_div(two["steady_events_per_s"], one["steady_events_per_s"]) if steady
+                 else cold)
         pair: dict[str, Any] = {"one": one, "two": two, "ratio": rnd(ratio, 4),
                                 "ratio_cold": rnd(cold, 4)}
         c1, c2 = one, two
@@ -592,8 +596,9 @@ async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
         efficiency = _div(c1["cpu_us_per_event"] or 0.0, c2["cpu_us_per_event"] or 0.0)
         pair["cpu_efficiency"] = rnd(efficiency, 4)
         pairs.append(pair)
-        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']:,.0f} ev/s, "
-            f"2 workers {two['steady_events_per_s']:,.0f} ev/s (steady), ratio {ratio:.3f}; "
+        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']} ev/s, "
+            f"2 workers {two['steady_events_per_s']} ev/s (steady), ratio {ratio:.3f}"
+            f"{'' if steady else ' (from first ready: too little left once all were ready)'}; "
             f"CPU {c1['cpu_us_per_event']} us/ev vs {c2['cpu_us_per_event']} us/ev summed, "
             f"efficiency {efficiency:.3f}; other CPU {c1['other_cpu_share']:.1%} / "
             f"{c2['other_cpu_share']:.1%}; from first ready {one['events_per_s']:,.0f} vs "
