@@ -19,6 +19,21 @@ How a throughput run is timed (worker and passthrough alike):
   end (consumer lag zero) and reports that time separately: it depends on
   the commit interval (the worker commits every 2.8 s by default, the
   passthrough after each batch), not on processing speed.
+
+CPU, not only wall time (the host has 2 cores shared with other work):
+
+- every run reads the CPU time (user + system, all threads) of each measured
+  process from `/proc/<pid>/stat` at the start and the end of its timed
+  window, and reports it per input event (`cpu_us_per_event`); the broker's
+  CPU per event is reported separately (`broker_cpu_us_per_event`);
+- the whole machine's busy time comes from `/proc/stat`; what the measured
+  processes (worker(s) or passthrough, broker, this bench process) did not
+  use is the "other" CPU, as a share of the machine (`other_cpu_share`). A
+  round where any run's other share exceeds `OTHER_CPU_LIMIT` is dropped
+  from the medians (reported as `rounds_dropped`);
+- scaling is reported as a CPU efficiency: one worker's CPU per event
+  divided by the sum over two workers' CPU per event (1.0 = a second worker
+  costs nothing extra per event; 0.9 = 11 % extra).
 """
 
 from __future__ import annotations
@@ -56,6 +71,12 @@ from bench.common import (
 from bench.workload import latency_event
 
 PARTITIONS = 4
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+NCPU = os.cpu_count() or 1
+INPUT_MAX_MESSAGE_BYTES = 4 * 2**20
+LATENCY_POLICY = "[tenant]\nmin_idle_extension_ms = 0\n"
+OTHER_CPU_LIMIT = 0.10
+"""Rounds in which other processes used more than this share of the machine are dropped."""
 WORKER_ENV: dict[str, str] = {
     "SESSIONWARDEN_LOG_LEVEL": "WARNING",
     "SESSIONWARDEN_LOG_FORMAT": "text",
@@ -73,12 +94,68 @@ def _uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used; 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+@dataclass(slots=True, frozen=True)
+class CpuSnapshot:
+    """CPU seconds of named processes and of the whole machine at one moment."""
+
+    wall: float
+    busy: float
+    procs: dict[str, float]
+
+    @classmethod
+    def take(cls, pids: dict[str, int]) -> CpuSnapshot:
+        return cls(time.monotonic(), machine_busy_s(),
+                   {name: process_cpu_s(pid) for name, pid in pids.items()})
+
+
+def cpu_window(start: CpuSnapshot, end: CpuSnapshot, events: float) -> dict[str, Any]:
+    """Per-process CPU over a window, per event, and the share other processes used."""
+    wall = max(end.wall - start.wall, 1e-9)
+    used = {name: max(0.0, end.procs.get(name, 0.0) - start.procs[name])
+            for name in start.procs}
+    other = max(0.0, (end.busy - start.busy) - sum(used.values()))
+    per_event = {name: rnd(seconds * 1e6 / events, 1) if events > 0 else None
+                 for name, seconds in used.items()}
+    return {"wall_s": rnd(wall), "cpu_s": {k: rnd(v) for k, v in used.items()},
+            "cpu_us_per_event": per_event,
+            "other_cpu_share": rnd(other / (wall * NCPU), 4),
+            "machine_busy_share": rnd((end.busy - start.busy) / (wall * NCPU), 4)}
+
+
+def _sum_us(window: dict[str, Any], prefix: str) -> float | None:
+    values = [v for k, v in window["cpu_us_per_event"].items()
+              if k.startswith(prefix) and v is not None]
+    return rnd(sum(values), 1) if values else None
+
+
 @dataclass(slots=True)
 class Kafka:
     """Clients the bench shares across runs on one broker."""
 
     bootstrap: str
     work: Path
+    broker_pid: int | None = None
+    """The broker's process id: its CPU is measured too (None: not measured)."""
     admin: Any = None
     offsets: Any = None
     created: list[str] = field(default_factory=list)
@@ -96,8 +173,11 @@ class Kafka:
             await self.admin.close()
 
     async def create_topic(self, name: str, partitions: int = PARTITIONS) -> None:
-        await self.admin.create_topics([NewTopic(name=name, num_partitions=partitions,
-                                                 replication_factor=1)])
+        # As large as the worker's default SESSIONWARDEN_MAX_MESSAGE_BYTES: the worker
+        # refuses to start on an input topic that accepts less (the broker default, 1 MiB).
+        await self.admin.create_topics([NewTopic(
+            name=name, num_partitions=partitions, replication_factor=1,
+            topic_configs={"max.message.bytes": str(INPUT_MAX_MESSAGE_BYTES)})])
         self.created.append(name)
         for _ in range(200):  # wait for leaders
             described = await self.admin.describe_topics([name])
@@ -127,6 +207,14 @@ class Kafka:
             return 0
         ends = await consumer.end_offsets(tps)
         return int(sum(ends.values()))
+
+    def measured(self, **pids: int) -> dict[str, int]:
+        """The processes a run's CPU window reads: the given ones, the broker, this bench."""
+        out = dict(pids)
+        if self.broker_pid is not None:
+            out["broker"] = self.broker_pid
+        out["bench"] = os.getpid()
+        return out
 
     async def lag(self, group: str, topic: str) -> int:
         """Input records not yet committed by the group."""
@@ -170,8 +258,9 @@ class Worker:
     """One `sessionwarden worker` process with bench-specific names and ports."""
 
     def __init__(self, kafka: Kafka, app_id: str, input_topic: str, run: str,
-                 index: int = 0) -> None:
+                 index: int = 0, cmd: Sequence[str] | None = None) -> None:
         self.kafka = kafka
+        self.cmd = list(cmd) if cmd else sessionwarden_cmd()
         self.app_id = app_id
         self.port = free_port()
         self.data_dir = kafka.work / "state" / f"{run}-{index}"
@@ -197,7 +286,7 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as fh:
             self.proc = await asyncio.create_subprocess_exec(
-                *sessionwarden_cmd(), "worker", env=self.env, cwd=self.kafka.work,
+                *self.cmd, "worker", env=self.env, cwd=self.kafka.work,
                 stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
 
     async def wait_ready(self, timeout: float = 90.0) -> float:
@@ -263,28 +352,44 @@ async def _wait_lag_zero(kafka: Kafka, group: str, topic: str, timeout: float = 
 
 
 async def worker_run(kafka: Kafka, topic: str, events: int, expected: int, workers: int = 1,
-                     timeout: float = 900.0) -> dict[str, Any]:
+                     timeout: float = 900.0, cmd: Sequence[str] | None = None,
+                     ) -> dict[str, Any]:
     """One timed end-to-end run of `workers` processes in one group (see module doc)."""
     run = f"bw{workers}-{_uid()}"
-    procs = [Worker(kafka, run, topic, run, i) for i in range(workers)]
+    procs = [Worker(kafka, run, topic, run, i, cmd) for i in range(workers)]
     try:
         await asyncio.gather(*(w.start() for w in procs))
+        pids = kafka.measured(**{f"worker{i}": w.proc.pid for i, w in enumerate(procs)
+                                 if w.proc is not None})
         ready = await asyncio.gather(*(w.wait_ready() for w in procs))
+        cpu_all_ready = CpuSnapshot.take(pids)
         t0, t_all = min(ready), time.time()
         outputs_at_all_ready = await kafka.end_total(procs[0].outputs)
+        # Input records not yet committed: what is left for the steady window (the
+        # worker commits after every batch, so at most a batch per worker is in flight).
+        lag_at_all_ready = await kafka.lag(run, topic)
         t_out = await _wait_outputs(kafka, procs[0].outputs, expected, timeout,
                                     [w.proc for w in procs])
+        cpu_out = CpuSnapshot.take(pids)
         rss = [w.rss() for w in procs]
         t_lag = await _wait_lag_zero(kafka, run, topic)
         seconds = t_out - t0
         # Steady state: only the work left once every worker is ready, in input
-        # events (output records scaled by the file's outputs per event).
-        left = (expected - outputs_at_all_ready) * events / max(expected, 1)
+        # events. Output records are not spread evenly over the input (a session's
+        # first events make more), so the group's uncommitted input counts, not outputs.
+        left = min(events, lag_at_all_ready)
+        cpu = cpu_window(cpu_all_ready, cpu_out, left)
         return {"workers": workers, "events": events, "outputs": expected,
                 "seconds": rnd(seconds), "events_per_s": rnd(rate(events, seconds), 0),
-                "steady_events_per_s": rnd(rate(int(left), t_out - t_all), 0),
+                # Too little left once all are ready (a small file): no steady figure.
+                "steady_events_per_s": (rnd(rate(int(left), t_out - t_all), 0)
+                                        if left >= 0.1 * events else None),
+                "cpu_us_per_event": _sum_us(cpu, "worker"),
+                "broker_cpu_us_per_event": cpu["cpu_us_per_event"].get("broker"),
+                "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu,
                 "all_ready_after_s": rnd(t_all - t0),
                 "outputs_when_all_ready": outputs_at_all_ready,
+                "inputs_left_when_all_ready": left,
                 "lag_zero_after_s": rnd(t_lag - t0) if t_lag else None,
                 "rss_bytes": rss}
     finally:
@@ -307,12 +412,18 @@ async def passthrough_run(kafka: Kafka, topic: str, events: int,
         line = await asyncio.wait_for(proc.stdout.readline(), 90)
         if not line.startswith(b"assigned "):
             raise RuntimeError(f"passthrough did not start: {line!r}")
+        cpu_start = CpuSnapshot.take(kafka.measured(passthrough=proc.pid))
         t0 = float(line.split()[1])
         t_out = await _wait_outputs(kafka, [out], events, timeout, [proc])
+        cpu = cpu_window(cpu_start, CpuSnapshot.take(kafka.measured(passthrough=proc.pid)),
+                         events)
         t_lag = await _wait_lag_zero(kafka, run, topic)
         seconds = t_out - t0
         return {"events": events, "seconds": rnd(seconds),
                 "events_per_s": rnd(rate(events, seconds), 0),
+                "cpu_us_per_event": cpu["cpu_us_per_event"]["passthrough"],
+                "broker_cpu_us_per_event": cpu["cpu_us_per_event"].get("broker"),
+                "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu,
                 "lag_zero_after_s": rnd(t_lag - t0) if t_lag else None}
     finally:
         if proc.returncode is None:
@@ -325,65 +436,188 @@ async def passthrough_run(kafka: Kafka, topic: str, events: int,
         await kafka.delete_topics(run)
 
 
+def _kept(rounds: list[dict[str, Any]], runs: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    """Rounds where no run's other-process CPU exceeded the limit (all, if none is left)."""
+    kept = [r for r in rounds
+            if all((r[k].get("other_cpu_share") or 0.0) <= OTHER_CPU_LIMIT for k in runs)]
+    for r in rounds:
+        r["dropped"] = r not in kept
+    return (kept or rounds), len(rounds) - len(kept)
+
+
+def _med(rounds: Sequence[dict[str, Any]], run: str, key: str, digits: int = 0) -> float | None:
+    values = [r[run][key] for r in rounds if r[run].get(key) is not None]
+    return rnd(median(values), digits) if values else None
+
+
 async def bench_throughput(kafka: Kafka, src: Path, expected: int, rounds: int,
-                           warmup: bool = True) -> dict[str, Any]:
-    """Worker vs passthrough, interleaved, on one pre-filled topic."""
+                           warmup: bool = True, baseline_cmd: Sequence[str] | None = None,
+                           ) -> dict[str, Any]:
+    """Worker vs passthrough (and optionally a baseline worker build), interleaved.
+
+    `baseline_cmd` is another `sessionwarden` executable (e.g. the previous
+    code's venv): it runs in the same rounds, so "N times faster than
+    before" is measured side by side, not against an old figure.
+    """
     topic = f"bench-in-{_uid()}"
     prefill = await kafka.prefill(topic, src)
     events = int(prefill["messages"])
     log(f"kafka: pre-filled {events:,} messages in {prefill['seconds']}s")
     if warmup:  # broker page cache, JIT of the broker's fetch path, pyc files
         await passthrough_run(kafka, topic, events)
+    contenders = ["worker", "passthrough", *(["baseline"] if baseline_cmd else [])]
     pairs: list[dict[str, Any]] = []
     for i in range(rounds):
-        order = ("worker", "passthrough") if i % 2 == 0 else ("passthrough", "worker")
-        got: dict[str, dict[str, Any]] = {}
+        k = i % len(contenders)
+        order = contenders[k:] + contenders[:k]
+        if i % 2:
+            order.reverse()
+        got: dict[str, Any] = {}
         for which in order:
-            got[which] = (await worker_run(kafka, topic, events, expected) if which == "worker"
-                          else await passthrough_run(kafka, topic, events))
+            if which == "passthrough":
+                got[which] = await passthrough_run(kafka, topic, events)
+            else:
+                got[which] = await worker_run(kafka, topic, events, expected,
+                                              cmd=baseline_cmd if which == "baseline" else None)
         w, p = got["worker"], got["passthrough"]
         ratio = w["events_per_s"] / p["events_per_s"] if p["events_per_s"] else 0.0
-        pairs.append({"worker": w, "passthrough": p, "ratio": rnd(ratio, 4)})
-        log(f"kafka round {i + 1}/{rounds}: worker {w['events_per_s']:,.0f} ev/s, "
-            f"passthrough {p['events_per_s']:,.0f} ev/s, ratio {ratio:.3f}")
-    return {
-        "events_per_s": rnd(median([p["worker"]["events_per_s"] for p in pairs]), 0),
-        "passthrough_events_per_s": rnd(median([p["passthrough"]["events_per_s"]
-                                                for p in pairs]), 0),
-        "ratio_to_passthrough": rnd(median([p["ratio"] for p in pairs]), 4),
+        got["ratio"] = rnd(ratio, 4)
+        msg = (f"kafka round {i + 1}/{rounds}: worker {w['events_per_s']:,.0f} ev/s "
+               f"{w['cpu_us_per_event']} us/ev, passthrough {p['events_per_s']:,.0f} ev/s "
+               f"{p['cpu_us_per_event']} us/ev, ratio {ratio:.3f}")
+        if "baseline" in got:
+            b = got["baseline"]
+            got["speedup_vs_baseline"] = rnd(_div(w["events_per_s"], b["events_per_s"]), 4)
+            got["cpu_ratio_to_baseline"] = rnd(_div(w["cpu_us_per_event"] or 0.0,
+                                                    b["cpu_us_per_event"] or 0.0), 4)
+            msg += (f"; baseline {b['events_per_s']:,.0f} ev/s {b['cpu_us_per_event']} us/ev "
+                    f"(x{got['speedup_vs_baseline']})")
+        others = ", ".join(f"{r} {got[r]['other_cpu_share']:.1%}" for r in contenders)
+        log(f"{msg}; other CPU: {others}")
+        pairs.append(got)
+    kept, dropped = _kept(pairs, contenders)
+    out: dict[str, Any] = {
+        "events_per_s": _med(kept, "worker", "events_per_s"),
+        "cpu_us_per_event": _med(kept, "worker", "cpu_us_per_event", 1),
+        "broker_cpu_us_per_event": _med(kept, "worker", "broker_cpu_us_per_event", 1),
+        "passthrough_events_per_s": _med(kept, "passthrough", "events_per_s"),
+        "passthrough_cpu_us_per_event": _med(kept, "passthrough", "cpu_us_per_event", 1),
+        "passthrough_broker_cpu_us_per_event": _med(kept, "passthrough",
+                                                    "broker_cpu_us_per_event", 1),
+        "ratio_to_passthrough": rnd(median([p["ratio"] for p in kept]), 4),
+        "rounds_dropped": dropped, "other_cpu_limit": OTHER_CPU_LIMIT,
         "events": events, "expected_outputs": expected, "partitions": PARTITIONS,
         "input": src.name, "prefill": prefill, "rounds": pairs,
         "_topic": topic,
     }
+    if baseline_cmd:
+        out["baseline"] = {
+            "command": " ".join(baseline_cmd),
+            "events_per_s": _med(kept, "baseline", "events_per_s"),
+            "cpu_us_per_event": _med(kept, "baseline", "cpu_us_per_event", 1),
+            "broker_cpu_us_per_event": _med(kept, "baseline", "broker_cpu_us_per_event", 1),
+            "speedup": rnd(median([p["speedup_vs_baseline"] for p in kept]), 4),
+            "cpu_ratio": rnd(median([p["cpu_ratio_to_baseline"] for p in kept]), 4)}
+    return out
+
+
+async def worker_cpu_run(kafka: Kafka, src: Path, events: int, expected: int,
+                         workers: int = 1, settle_s: float = 2.0,
+                         timeout: float = 900.0) -> dict[str, Any]:
+    """Steady-state CPU per event of `workers` processes that are all ready before input exists.
+
+    The workers start on an empty topic, join, recover and settle; then the
+    file is produced (`sessionwarden produce`, a separate process, not
+    measured) and the window ends when every expected output is out. So no
+    worker's start, join or first rebalance, and no standby catching up on
+    work done before the window, is counted: only per-event work, including
+    what standby replicas cost.
+    """
+    run = f"bc{workers}-{_uid()}"
+    topic = f"{run}-in"
+    await kafka.create_topic(topic)
+    procs = [Worker(kafka, run, topic, run, i) for i in range(workers)]
+    try:
+        await asyncio.gather(*(w.start() for w in procs))
+        pids = kafka.measured(**{f"worker{i}": w.proc.pid for i, w in enumerate(procs)
+                                 if w.proc is not None})
+        await asyncio.gather(*(w.wait_ready() for w in procs))
+        await asyncio.sleep(settle_s)
+        await asyncio.gather(*(w.wait_ready() for w in procs))  # no rebalance under way
+        start = CpuSnapshot.take(pids)
+        t0 = time.time()
+        env = {**os.environ, "SESSIONWARDEN_BROKER": f"kafka://{kafka.bootstrap}"}
+        producer = await asyncio.create_subprocess_exec(
+            *sessionwarden_cmd(), "produce", str(src), "--topic", topic, "--no-create-topics",
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        t_out = await _wait_outputs(kafka, procs[0].outputs, expected, timeout,
+                                    [w.proc for w in procs])
+        cpu = cpu_window(start, CpuSnapshot.take(pids), events)
+        _out, err = await producer.communicate()
+        if producer.returncode != 0:
+            raise RuntimeError(f"produce failed: {err.decode()[-2000:]}")
+        return {"workers": workers, "events": events, "seconds": rnd(t_out - t0),
+                "events_per_s": rnd(rate(events, t_out - t0), 0),
+                "cpu_us_per_event": _sum_us(cpu, "worker"),
+                "broker_cpu_us_per_event": cpu["cpu_us_per_event"].get("broker"),
+                "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu}
+    finally:
+        await asyncio.gather(*(w.stop() for w in procs))
+        await kafka.delete_topics(run)
 
 
 async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
-                      rounds: int) -> dict[str, Any]:
-    """One vs two workers in one group, interleaved, on the same pre-filled topic."""
+                      rounds: int, src: Path | None = None) -> dict[str, Any]:
+    """One vs two workers in one group, interleaved, on the same pre-filled topic.
+
+    `cpu_efficiency` = one worker's CPU per event / (two workers' CPU per
+    event, summed): what a second worker costs, whatever the shared host
+    does to the wall-clock ratio. It comes from `worker_cpu_run` (workers
+    ready before the input is produced, given `src`); without `src`, from
+    the pre-filled runs' steady windows, which include the second worker's
+    join and its standby catching up.
+    """
     pairs: list[dict[str, Any]] = []
     for i in range(rounds):
         order = (1, 2) if i % 2 == 0 else (2, 1)
         got = {n: await worker_run(kafka, topic, events, expected, workers=n) for n in order}
         one, two = got[1], got[2]
-        ratio = _div(two["steady_events_per_s"], one["steady_events_per_s"])
         cold = _div(two["events_per_s"], one["events_per_s"])
-        pairs.append({"one": one, "two": two, "ratio": rnd(ratio, 4),
-                      "ratio_cold": rnd(cold, 4)})
-        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']:,.0f} ev/s, "
-            f"2 workers {two['steady_events_per_s']:,.0f} ev/s (steady), ratio {ratio:.3f}; "
-            f"from first ready {one['events_per_s']:,.0f} vs {two['events_per_s']:,.0f}")
+        steady = one["steady_events_per_s"] and two["steady_events_per_s"]
+        ratio = (_div(two["steady_events_per_s"], one["steady_events_per_s"]) if steady
+                 else cold)
+        pair: dict[str, Any] = {"one": one, "two": two, "ratio": rnd(ratio, 4),
+                                "ratio_cold": rnd(cold, 4)}
+        c1, c2 = one, two
+        if src is not None:
+            cpu_runs = {n: await worker_cpu_run(kafka, src, events, expected, workers=n)
+                        for n in order}
+            c1, c2 = pair["cpu_one"], pair["cpu_two"] = cpu_runs[1], cpu_runs[2]
+        efficiency = _div(c1["cpu_us_per_event"] or 0.0, c2["cpu_us_per_event"] or 0.0)
+        pair["cpu_efficiency"] = rnd(efficiency, 4)
+        pairs.append(pair)
+        log(f"scale round {i + 1}/{rounds}: 1 worker {one['steady_events_per_s']} ev/s, "
+            f"2 workers {two['steady_events_per_s']} ev/s (steady), ratio {ratio:.3f}"
+            f"{'' if steady else ' (from first ready: too little left once all were ready)'}; "
+            f"CPU {c1['cpu_us_per_event']} us/ev vs {c2['cpu_us_per_event']} us/ev summed, "
+            f"efficiency {efficiency:.3f}; other CPU {c1['other_cpu_share']:.1%} / "
+            f"{c2['other_cpu_share']:.1%}; from first ready {one['events_per_s']:,.0f} vs "
+            f"{two['events_per_s']:,.0f}")
+    runs = ("one", "two", *(("cpu_one", "cpu_two") if src is not None else ()))
+    kept, dropped = _kept(pairs, runs)
+    cpu1, cpu2 = ("cpu_one", "cpu_two") if src is not None else ("one", "two")
     return {
-        "one_worker_events_per_s": rnd(median([p["one"]["steady_events_per_s"]
-                                               for p in pairs]), 0),
-        "two_workers_events_per_s": rnd(median([p["two"]["steady_events_per_s"]
-                                                for p in pairs]), 0),
-        "ratio": rnd(median([p["ratio"] for p in pairs]), 4),
+        "one_worker_events_per_s": _med(kept, "one", "steady_events_per_s"),
+        "two_workers_events_per_s": _med(kept, "two", "steady_events_per_s"),
+        "ratio": rnd(median([p["ratio"] for p in kept]), 4),
+        "one_worker_cpu_us_per_event": _med(kept, cpu1, "cpu_us_per_event", 1),
+        "two_workers_cpu_us_per_event": _med(kept, cpu2, "cpu_us_per_event", 1),
+        "cpu_efficiency": rnd(median([p["cpu_efficiency"] for p in kept]), 4),
+        "rounds_dropped": dropped, "other_cpu_limit": OTHER_CPU_LIMIT,
         "cold": {
-            "one_worker_events_per_s": rnd(median([p["one"]["events_per_s"] for p in pairs]),
-                                           0),
-            "two_workers_events_per_s": rnd(median([p["two"]["events_per_s"] for p in pairs]),
-                                            0),
-            "ratio": rnd(median([p["ratio_cold"] for p in pairs]), 4)},
+            "one_worker_events_per_s": _med(kept, "one", "events_per_s"),
+            "two_workers_events_per_s": _med(kept, "two", "events_per_s"),
+            "ratio": rnd(median([p["ratio_cold"] for p in kept]), 4)},
         "events": events, "partitions": PARTITIONS, "rounds": pairs,
     }
 
@@ -411,6 +645,13 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
     topic = f"{run}-in"
     await kafka.create_topic(topic)
     worker = Worker(kafka, run, topic, run)
+    # Every event must cause a command for its latency to be seen: the default
+    # policy re-issues the idle expiry only when it moves by a minimum, so the
+    # bench's worker re-issues it on every event (as the seed policy did).
+    policy = kafka.work / "logs" / f"{run}-policy.toml"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(LATENCY_POLICY)
+    worker.env["SESSIONWARDEN_POLICY_FILE"] = str(policy)
     total = int(events_per_s * (seconds + warmup_s))
     prepared = [latency_event(i, sessions, run) for i in range(total)]
     sent: dict[str, float] = {}

@@ -60,16 +60,17 @@ def _feed(pipeline: Any, path: Path, store: dict[str, Any]) -> None:
 def measure(warm: Path, path: Path) -> dict[str, Any]:
     """Run the pipeline over path into a dict store; RSS and deep size per baseline."""
     from worker.codec import baseline_to_bytes  # noqa: PLC0415 - after the RSS baseline
-    from worker.pipeline import Pipeline  # noqa: PLC0415
+    from worker.pipeline import MemoryStore, Pipeline  # noqa: PLC0415
     from worker.settings import Settings  # noqa: PLC0415
 
     settings = Settings()
     pipeline = Pipeline.from_settings(settings)
     # The warm-up store stays alive: freed memory would be reused by the
     # measured store and hide its growth.
-    warm_store: dict[str, Any] = {}
+    # Replay's own store (a dict of baselines, plus user profiles beside it).
+    warm_store: dict[str, Any] = MemoryStore()
     _feed(pipeline, warm, warm_store)
-    store: dict[str, Any] = {}
+    store: dict[str, Any] = MemoryStore()
     gc.collect()
     before = rss_bytes(os.getpid())
     _feed(pipeline, path, store)

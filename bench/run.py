@@ -93,14 +93,32 @@ METHOD = [
     "`producer.send` per record (acks=all, idempotent, 256 KiB batches), await delivery, "
     "commit; one output record per input record. The worker writes ~0.9 output records "
     "plus changelog records per input record.",
-    "latency: a worker on an empty topic; the bench produces events at a paced rate, each "
+    "latency: a worker on an empty topic; the bench produces events at a paced rate, half "
+    "the worker's events/s measured in the same run (`offered_share_of_capacity`), each "
     "of which causes exactly one `set_idle_expires_at` command (organization "
-    "idle_session_timeout metadata); latency = command consumed from the commands topic "
-    "minus the moment the event was handed to the producer, matched by cause_event_id, in "
-    "the bench process (which also produces and consumes on the same 2 cores).",
+    "idle_session_timeout metadata; the latency worker's policy sets "
+    "min_idle_extension_ms = 0 so that every event re-issues it); latency = command "
+    "consumed from the commands topic minus the moment the event was handed to the "
+    "producer, matched by cause_event_id, in the bench process (which also produces and "
+    "consumes on the same 2 cores). These events cost the pipeline more than the "
+    "throughput file's (every one is a decision with a command and an audit record).",
+    "CPU: every Kafka run reads user + system CPU (all threads) of each measured process "
+    "from /proc/<pid>/stat at the start and end of its timed window and reports it per "
+    "input event (`cpu_us_per_event`); the broker's separately "
+    "(`broker_cpu_us_per_event`). /proc/stat gives the machine's busy time; what the "
+    "measured processes (worker(s) or passthrough, broker, the bench itself) did not use is "
+    "`other_cpu_share` (of 2 cores). Rounds where any run's other share exceeds 10 % are "
+    "dropped from the medians (`rounds_dropped`; all rounds are kept if none is left).",
     "scale: the same pre-filled topic (4 partitions) consumed by 1 worker and by 2 worker "
     "processes in one group; the clock starts when the first worker is ready, so the "
-    "second worker's join and the rebalance are part of the 2-worker time.",
+    "second worker's join and the rebalance are part of the 2-worker time. "
+    "`cpu_efficiency` = one worker's CPU per event / two workers' CPU per event summed, "
+    "from separate runs in which the workers are ready (joined, recovered, settled) before "
+    "the file is produced into an empty topic, so only per-event work counts (standby "
+    "replicas included). 0.9 means 11 % more CPU per event with two workers.",
+    "baseline (optional, `--baseline-cmd` or $SESSIONWARDEN_BENCH_BASELINE): another "
+    "`sessionwarden` executable, e.g. the previous code's venv, run as a third contender "
+    "in the same interleaved Kafka rounds (`kafka.baseline`).",
     "memory (worker): a worker on an empty topic first drains a warm-up file (other "
     "sessions), then RSS (/proc) and the RocksDB directory size are sampled before and "
     "after it drains N sessions' full event streams; growth / N. Includes the bounded "
@@ -139,7 +157,8 @@ def _section(results: dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
     results["section_seconds"][name] = round(time.monotonic() - started, 1)
 
 
-def run(plan: Plan, mode: str, sections: tuple[str, ...]) -> dict[str, Any]:
+def run(plan: Plan, mode: str, sections: tuple[str, ...],
+        baseline_cmd: list[str] | None = None) -> dict[str, Any]:
     """Everything in `sections` for one plan; returns the results dict."""
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -177,7 +196,7 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...]) -> dict[str, Any]:
                  .__setitem__("replay", _replay_memory(files["memory_warm"], files["memory"])))
     kafka_version = None
     if {"kafka", "scale", "memory"} & set(sections) and "warm" in files:
-        kafka_version = _kafka_sections(plan, sections, files, results)
+        kafka_version = _kafka_sections(plan, sections, files, results, baseline_cmd)
     results["versions"] = versions(kafka_version)
     memory = results.get("memory") or {}
     if "worker" in memory:
@@ -198,7 +217,8 @@ def _replay_memory(warm: Path, src: Path) -> dict[str, Any]:
 
 
 def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path],
-                    results: dict[str, Any]) -> str | None:
+                    results: dict[str, Any], baseline_cmd: list[str] | None = None,
+                    ) -> str | None:
     """Start one local broker, run the Kafka sections on it, stop it."""
     from bench import kafka_bench as kb  # noqa: PLC0415 - aiokafka only when needed
 
@@ -212,7 +232,7 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
         return None
 
     async def main() -> None:
-        kafka = kb.Kafka(broker.bootstrap, OUT)
+        kafka = kb.Kafka(broker.bootstrap, OUT, broker_pid=broker._pid)
         await kafka.start()
         try:
             if {"kafka", "scale"} & set(sections):
@@ -221,7 +241,7 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
 
                 async def throughput() -> None:
                     k = await kb.bench_throughput(kafka, files["kafka"], expected,
-                                                  plan.kafka_rounds)
+                                                  plan.kafka_rounds, baseline_cmd=baseline_cmd)
                     topic["name"] = k.pop("_topic")
                     results["kafka"] = {**results.get("kafka", {}), **k}
 
@@ -229,10 +249,15 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
                     await _async_section(results, "kafka", throughput)
 
                     async def latency() -> None:
-                        lat = await kb.bench_latency(kafka, plan.latency_rate,
-                                                     plan.latency_seconds,
-                                                     plan.latency_warmup_s)
                         k = results.setdefault("kafka", {})
+                        # Half the capacity measured in this run (the target's load);
+                        # the plan's fixed rate only if throughput did not run.
+                        capacity = k.get("events_per_s") or 0
+                        offered = int(capacity // 2) if capacity else plan.latency_rate
+                        lat = await kb.bench_latency(kafka, offered, plan.latency_seconds,
+                                                     plan.latency_warmup_s)
+                        lat["offered_share_of_capacity"] = (
+                            round(offered / capacity, 3) if capacity else None)
                         k["at_rate"] = lat
                         k["latency_ms_p50"] = lat["latency_ms_p50"]
                         k["latency_ms_p99"] = lat["latency_ms_p99"]
@@ -248,7 +273,7 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
                             await kafka.prefill(topic["name"], files["kafka"])
                         results["scale"] = await kb.bench_scale(
                             kafka, topic["name"], plan.kafka_events, expected,
-                            plan.scale_rounds)
+                            plan.scale_rounds, src=files["kafka"])
 
                     await _async_section(results, "scale", scale)
             if "memory" in sections:
@@ -301,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     p.add_argument("--json", type=Path, help="results file (default by mode)")
     p.add_argument("--markdown", type=Path, help="Markdown report (default by mode)")
+    p.add_argument("--baseline-cmd", default=os.environ.get("SESSIONWARDEN_BENCH_BASELINE"),
+                   help="another `sessionwarden` executable (e.g. the previous code's venv) "
+                        "that runs in the same interleaved Kafka rounds as a third contender "
+                        "(default: $SESSIONWARDEN_BENCH_BASELINE)")
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
     plan = QUICK if args.quick else FULL
@@ -312,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     md_path = args.markdown or (OUT / f"BENCHMARKS-{mode}{'-only' * bool(args.only)}.md"
                                 if partial else REPO / "BENCHMARKS.md")
     log(f"{mode} run: {', '.join(sections)}")
-    results = run(plan, mode, sections)
+    results = run(plan, mode, sections, args.baseline_cmd.split() if args.baseline_cmd else None)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     report.write(results, md_path)

@@ -8,21 +8,27 @@ instead of silently dropping or re-deciding events in production.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
-from faust.types import TP
+from faust.types import TP, ConsumerMessage
 
 from worker.kafka.faust_compat import (
     BaselineTable,
+    EventOf,
+    ack_messages,
     commit_now,
     current_event,
     hold_input_partitions,
     input_partitions,
+    install_bulk_drain,
+    live_messages,
+    mark_stream_progress,
     record_changelog_offset,
-    seek_uncommitted_inputs_to_beginning,
+    track_messages,
 )
 
 
@@ -79,6 +85,27 @@ async def test_held_input_partitions_are_not_resumed_nor_buffered(tmp_path: Path
     assert resumed[-1] == {TP("in", 0)}
 
 
+async def test_held_input_partitions_are_left_out_of_fetches(tmp_path: Path) -> None:
+    """A first assignment makes inputs active before recovery: they must not be fetched."""
+    app = _app(tmp_path)
+    table = _table(app)
+    consumer: Any = app.consumer
+    changelog = TP(table.changelog_topic.get_topic_name(), 0)
+    asked: list[set[TP] | None] = []
+
+    async def fetch(active_partitions: Any, timeout: float) -> dict[TP, list[Any]]:
+        asked.append(None if active_partitions is None else set(active_partitions))
+        return {}
+
+    consumer._getmany = fetch
+    holding = True
+    hold_input_partitions(consumer, lambda: holding)
+    await consumer._getmany({TP("in", 0), changelog}, 1.0)
+    holding = False
+    await consumer._getmany({TP("in", 0), changelog}, 1.0)
+    assert asked == [{changelog}, {TP("in", 0), changelog}]
+
+
 async def test_recorded_changelog_offset_is_where_recovery_resumes(tmp_path: Path) -> None:
     app = _app(tmp_path, store="rocksdb://")
     table = _table(app)
@@ -123,26 +150,120 @@ async def test_table_write_needs_a_current_event_and_skips_faust_changelog(
 
 
 
-async def test_uncommitted_input_partitions_restart_at_their_beginning(tmp_path: Path) -> None:
-    """Faust's own seek leaves a partition without a committed offset where it is."""
-    from aiokafka import TopicPartition  # noqa: PLC0415
+def _message(topic: str, partition: int, offset: int, generation: int = 0) -> ConsumerMessage:
+    return ConsumerMessage(topic, partition, offset, 0.0, 0, None, b"k", b"v", None,
+                           tp=TP(topic, partition), generation_id=generation)
 
+
+class _Fetcher:
+    """Stands for Faust's Fetcher service: the drain loop runs until it is stopped."""
+
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+
+
+async def _drain(tmp_path: Path, flow_on: bool) -> dict[str, Any]:
+    """Run the bulk drain over two fetches; report deliveries, callbacks, races, offsets."""
     app = _app(tmp_path)
+    changelog = _table(app).changelog_topic.get_topic_name()
     consumer: Any = app.consumer
-    committed, fresh = TP("in", 0), TP("in", 1)
+    fetcher = _Fetcher()
+    fetches = [
+        [_message("in", 0, 5), _message(changelog, 0, 1), _message("in", 1, 7),
+         _message("in", 0, 6)],
+        [_message("in", 0, 5), _message("in", 0, 7)],  # 5 again: below the read offset
+    ]
 
-    async def seek_to_committed() -> dict[TP, int | None]:  # what the broker answers
-        return {committed: 7, fresh: None}
+    async def getmany(timeout: float) -> Any:
+        for message in fetches.pop(0) if fetches else []:
+            yield message.tp, message
 
-    sought: list[tuple[TopicPartition, ...]] = []
+    out: dict[str, Any] = {"delivered": [], "called": [], "raced": 0}
 
-    async def seek_to_beginning(*tps: TopicPartition) -> None:
-        sought.append(tps)
+    async def callback(message: Any) -> None:
+        out["called"].append(message.offset)
 
-    assert callable(consumer._thread.seek_to_beginning)
-    consumer.seek_to_committed = seek_to_committed
-    consumer._thread.seek_to_beginning = seek_to_beginning
-    await consumer.perform_seek()  # Faust's own: records what is committed
-    assert consumer._read_offset[committed] == 7 and consumer._read_offset[fresh] is None
-    assert await seek_uncommitted_inputs_to_beginning(consumer, {committed, fresh}) == [fresh]
-    assert sought == [(TopicPartition("in", 1),)]  # not the committed one
+    async def deliver(batch: list[Any]) -> None:
+        out["delivered"].append([(m.topic, m.partition, m.offset) for m in batch])
+        if not fetches:
+            fetcher._stopped.set()
+
+    wait_first = consumer.wait_first
+
+    async def counting_wait_first(*aws: Any) -> Any:
+        out["raced"] += 1
+        return await wait_first(*aws)
+
+    consumer.getmany = getmany
+    consumer.callback = callback
+    consumer.wait_first = counting_wait_first
+    if flow_on:
+        app.flow_control.resume()
+    install_bulk_drain(consumer, ["in"], deliver)
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 10)
+    out["read"] = {tp.topic if tp.topic == "in" else "changelog": offset
+                   for tp, offset in consumer._read_offset.items() if tp.partition == 0}
+    return out
+
+
+async def test_bulk_drain_hands_whole_fetches_over_and_keeps_faust_for_the_rest(
+        tmp_path: Path) -> None:
+    """Input records: one deliver() per fetch; changelog records: Faust's callback,
+    without the wait_first race when it cannot block; offsets below the read offset:
+    dropped, as Faust drops them."""
+    out = await _drain(tmp_path, flow_on=True)
+    assert out["delivered"] == [[("in", 0, 5), ("in", 1, 7), ("in", 0, 6)], [("in", 0, 7)]]
+    assert out["called"] == [1]
+    assert out["raced"] == 0
+    assert out["read"] == {"in": 7, "changelog": 1}
+
+
+async def test_bulk_drain_races_a_changelog_delivery_that_may_block(tmp_path: Path) -> None:
+    """Flow control suspended (a rebalance): Faust's wait_first race, as upstream."""
+    out = await _drain(tmp_path, flow_on=False)
+    assert out["raced"] == 1
+    assert out["delivered"][0] == [("in", 0, 5), ("in", 1, 7), ("in", 0, 6)]
+
+
+async def test_live_messages_drop_a_revoked_generation_and_suspended_flow(
+        tmp_path: Path) -> None:
+    app: Any = _app(tmp_path)
+    app.consumer_generation_id = 3
+    app.flow_control.resume()
+    old, new = _message("in", 0, 1, generation=2), _message("in", 0, 2, generation=3)
+    assert live_messages(app, [old, new]) == [new]
+    assert live_messages(app, [new]) == [new]
+    app.flow_control.suspend()
+    assert live_messages(app, [new]) == []
+
+
+async def test_tracked_messages_are_in_flight_until_acked_then_committable(
+        tmp_path: Path) -> None:
+    app: Any = _app(tmp_path)
+    consumer: Any = app.consumer
+    app.topics._acking_topics.add("in")  # the agent's topic acks (set at subscription)
+    messages = [_message("in", 0, n) for n in (0, 1, 2)]
+    track_messages(consumer, messages)
+    assert set(consumer.unacked) == set(messages)
+    assert all(m.tracked for m in messages)
+    ack_messages(consumer, messages)
+    assert not consumer.unacked
+    assert all(m.acked for m in messages)
+    assert consumer._new_offset(TP("in", 0)) == 3  # what the next commit commits
+
+
+async def test_stream_progress_is_what_the_livelock_detector_reads(tmp_path: Path) -> None:
+    app: Any = _app(tmp_path)
+    mark_stream_progress(app, [TP("in", 2)])
+    assert TP("in", 2) in app.monitor.stream_inbound_time
+
+
+async def test_a_message_stand_in_is_enough_for_a_table_write(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    table = _table(app)
+    table.changelog_topic.send_soon = lambda *a, **k: None  # type: ignore[method-assign]
+    message = _message("in", 1, 0)
+    with current_event(EventOf(message)):
+        assert faust.current_event().message is message  # type: ignore[union-attr]
+        table[b"s-2"] = b"y"
+        assert table.get(b"s-2") == b"y"

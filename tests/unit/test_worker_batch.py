@@ -98,6 +98,8 @@ def _baseline(pipeline: Pipeline) -> Baseline:
 
 
 def test_batch_store_reads_through_once_and_tags_writes(pipeline: Pipeline) -> None:
+    """Within a batch the store is replay's: one live object per key, decoded once; the
+    writes are encoded once, at the end, tagged with the record that wrote last."""
     stored = baseline_to_bytes(_baseline(pipeline))
     reads: list[tuple[str, int]] = []
 
@@ -108,40 +110,47 @@ def test_batch_store_reads_through_once_and_tags_writes(pipeline: Pipeline) -> N
     store = BatchStore(read)
     store.begin(0)
     first = store.get("s-1")
-    assert first is not None and store.get("s-1") is not first  # fresh copy every time
+    assert first is not None and store.get("s-1") is first  # decoded once per batch
     assert store.get("s-9") is None and store.get("s-9") is None
     assert reads == [("s-1", 0), ("s-9", 0)]
+    assert store.writes == {}, "reads write nothing"
     store.begin(5)
     first.events_seen = 99
     store["s-1"] = first
-    assert store.writes["s-1"] == (baseline_to_bytes(first), 5)
+    store.begin(6)
+    first.events_seen = 100  # later in-place updates reach the one encoding
+    store["s-1"] = first
+    assert store.writes == {"s-1": (baseline_to_bytes(first), 6)}
     again = store.get("s-1")
-    assert again is not None and again.events_seen == 99
+    assert again is not None and again.events_seen == 100
 
 
-def test_batch_store_rollback_restores_reads_and_earlier_writes(pipeline: Pipeline) -> None:
-    base = _baseline(pipeline)
-    store = BatchStore(lambda key, index: baseline_to_bytes(base))
-    store.begin(0)
-    b = store.get("s-1")
-    assert b is not None
-    b.events_seen = 7
-    store["s-1"] = b
-    store.begin(1)
-    b.events_seen = 8
-    store["s-1"] = b
-    store["s-2"] = b
-    store.rollback()
-    assert store.writes == {"s-1": (baseline_to_bytes(_seen(base, 7)), 0)}
-    restored = store.get("s-1")
-    assert restored is not None and restored.events_seen == 7
-    assert store.get("s-2") is not None  # read through again: the table's value
+def test_a_record_that_fails_after_updating_state_leaves_nothing_behind(
+        pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine updates baselines in place, so a record that raises half-way is undone
+    by evaluating the batch again without it: state and counters as if it never ran."""
+    import worker.pipeline as pipeline_module  # noqa: PLC0415
 
+    real = pipeline_module.evaluate
 
-def _seen(base: Baseline, n: int) -> Baseline:
-    copy = baseline_from_bytes(baseline_to_bytes(base))
-    copy.events_seen = n
-    return copy
+    def half_way(enriched, baseline, policy, profile=None):  # type: ignore[no-untyped-def]
+        decision = real(enriched, baseline, policy, profile)  # baseline updated in place
+        if enriched.event.event_id == "x-2":
+            raise RuntimeError("boom")
+        return decision
+
+    clean = Pipeline(pipeline.enricher, pipeline.policy)
+    expected = evaluate_batch([Msg(LOGIN, b"s-1")], clean, lambda key, index: None)
+    monkeypatch.setattr(pipeline_module, "evaluate", half_way)
+    msgs = [Msg(LOGIN, b"s-1"), Msg(ASN_CHANGE, b"s-1", offset=1)]
+    result = evaluate_batch(msgs, pipeline, lambda key, index: None)
+    assert result.internal_errors == 1
+    assert result.writes == expected.writes
+    assert [e.value for e in result.emitted if e.kind != "dlq"] == \
+        [e.value for e in expected.emitted]
+    assert pipeline.stats.events_processed == 1
+    assert pipeline.stats.dead_letters == 1
+    assert pipeline.stats.dead_by_reason == {"internal: RuntimeError": 1}
 
 
 def test_batch_emits_outputs_first_and_tags_each_write_with_its_source(

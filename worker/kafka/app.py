@@ -1,8 +1,13 @@
 """The Faust application: topics, the baseline table and one thin batch agent.
 
-Built by `create_app(settings)`; nothing happens at import time. The agent
-hands each batch to `BatchRunner`, which calls the same `Pipeline` as
-`sessionwarden replay` and then, in this order:
+Built by `create_app(settings)`; nothing happens at import time. The
+consumer's fetch loop hands whole fetches of input records to an `Inbox`
+(`faust_compat.install_bulk_drain`; Faust's per-message stream costs more
+than the pipeline, see docs/faust-wait-first.md). The agent takes up to
+`batch_size` records from it, drops those Faust's stream would drop (revoked
+generation, suspended flow), marks the rest in flight and hands them to
+`BatchRunner`, which calls the same `Pipeline` as `sessionwarden replay` and
+then, in this order:
 
 1. publishes every output record (commands, audit, alerts, DLQ) with
    non-blocking appends, and awaits ONE delivery flush for the batch;
@@ -42,18 +47,25 @@ from worker.kafka.client import (
 )
 from worker.kafka.faust_compat import (
     BaselineTable,
+    EventOf,
+    ack_messages,
     commit_now,
     current_event,
     hold_input_partitions,
     input_partitions,
+    install_bulk_drain,
+    live_messages,
+    mark_stream_progress,
     record_changelog_offset,
-    seek_uncommitted_inputs_to_beginning,
+    track_messages,
 )
+from worker.kafka.inbox import Inbox
 from worker.kafka.metrics import CONTENT_TYPE, Metrics
 from worker.kafka.sender import BatchSender, BrokerRejected, Rejected
 from worker.kafka.startup import topic_limits
 from worker.pipeline import Pipeline
 from worker.settings import Settings
+from worker.useragent import parse_agent
 
 log = logging.getLogger("sessionwarden.worker")
 
@@ -103,59 +115,45 @@ class SessionWardenApp(faust.App):
     _hold_inputs = True
     """True from a rebalance start until recovery ended (also before the first)."""
 
+    bulk_topics: tuple[str, ...] = ()
+    """Topics whose records the fetch loop hands to `inbox` a fetch at a time."""
+
+    inbox: Inbox | None = None
+
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         hold_input_partitions(consumer, lambda: self._hold_inputs)
+        inbox = self.inbox
+        if inbox is not None and self.bulk_topics:
+            suspended = consumer.suspend_flow.is_set
+            flow_control = self.flow_control
+
+            async def wait_suspended(aw: Any) -> bool:
+                await consumer.wait_first(aw, consumer.suspend_flow.wait())
+                return bool(suspended())
+
+            async def deliver(batch: list[Any]) -> None:
+                # As Faust's callback (`acquire_flow_control`): records fetched while
+                # recovery runs wait for it to end. Dropping them instead would lose
+                # them when the committed offset is 0 or unset: aiokafka's
+                # seek_to_committed() does not seek there, so they are not re-fetched.
+                if not flow_control.is_active() and not suspended():
+                    await wait_suspended(flow_control.acquire())
+                await inbox.put(batch, suspended, wait_suspended)
+
+            install_bulk_drain(consumer, self.bulk_topics, deliver)
         return consumer
 
-    _rebalances = 0
-    """Rebalances started; a release of held inputs is for the latest one only."""
-    _release_task: asyncio.Future[None] | None = None
-
     def on_rebalance_start(self) -> None:
-        self._hold_inputs = True  # runs in the consumer thread: only flags here
-        self._rebalances += 1
+        self._hold_inputs = True  # runs in the consumer thread: only a flag here
         super().on_rebalance_start()
-
-    input_topic: str | None = None
-    """The source topic (set by `create_app`): only its partitions are re-positioned."""
 
     def on_rebalance_end(self) -> None:
         """Recovery is over, input partitions seeked, stream queues cleared: fetch."""
         super().on_rebalance_end()
-        consumer: Any = self.consumer
-        held = input_partitions(consumer, consumer.assignment())
-        if not any(tp.topic == self.input_topic and consumer._read_offset.get(tp) is None
-                   for tp in held):
-            self._hold_inputs = False  # every input partition sits at its committed offset
-            consumer.resume_partitions(held)
-            return
-        self._release_task = asyncio.ensure_future(self._release_inputs(self._rebalances, held))
-
-    async def _release_inputs(self, rebalance: int, held: set[Any]) -> None:
-        """Put uncommitted inputs at their beginning, then let the fetcher have them.
-
-        A partition without a committed offset was fetched from its start as
-        soon as it was assigned, before the hold; Faust dropped those records
-        and, having no offset to seek to, left the partition after them
-        (`seek_uncommitted_inputs_to_beginning`). The hold stays until that is
-        repaired, and is released only if no newer rebalance began meanwhile.
-        """
-        consumer: Any = self.consumer
-        try:
-            sought = await seek_uncommitted_inputs_to_beginning(
-                consumer, {tp for tp in held if tp.topic == self.input_topic})
-            if sought:
-                log.info("input partitions without a committed offset start at their "
-                         "beginning", extra={"partitions": [f"{tp.topic}:{tp.partition}"
-                                                            for tp in sought]})
-        except Exception as exc:  # the fetcher still resets them (earliest) if it must
-            log.warning("could not seek uncommitted input partitions to their beginning",
-                        extra={"error": repr(exc)})
-        if rebalance != self._rebalances:
-            return  # a newer rebalance holds them again; its recovery releases them
         self._hold_inputs = False
-        consumer.resume_partitions(held)
+        consumer: Any = self.consumer
+        consumer.resume_partitions(input_partitions(consumer, consumer.assignment()))
 
 
 class BatchRunner:
@@ -230,10 +228,13 @@ class BatchRunner:
                 table[key] = data
             sender.add(changelog, key.encode(), data, partition=event.message.partition)
 
-    async def run(self, events: Sequence[Any]) -> None:
-        """Process one batch up to (not including) the ack; raises if undeliverable."""
+    async def run(self, messages: Sequence[Any]) -> None:
+        """Process one batch of consumed messages up to (not including) the ack.
+
+        Raises if the batch cannot be delivered.
+        """
         started = time.perf_counter()
-        messages = [event.message for event in events]
+        events = _events_of(messages)
         result, per_kind = await self._publish(events, messages)  # 1) outputs ...
         sender = await self._ensure_sender()
         flushed = time.perf_counter()
@@ -332,6 +333,32 @@ class BatchRunner:
                 continue
 
 
+def _events_of(messages: Sequence[Any]) -> list[EventOf]:
+    """A current-event stand-in per message, one per partition (only `.message` is read)."""
+    by_tp: dict[Any, EventOf] = {}
+    events: list[EventOf] = []
+    for message in messages:
+        event = by_tp.get(message.tp)
+        if event is None:
+            event = by_tp[message.tp] = EventOf(message)
+        events.append(event)
+    return events
+
+
+WARM_UP_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                 "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
+
+
+def warm_up() -> None:
+    """Pay one-time costs before the worker reports ready, not on its first events.
+
+    The user-agent parser builds its matchers on first use (about 0.3 s of
+    CPU): on the first batch that is latency, and in a benchmark it would be
+    counted as per-event work. Pure: it only fills the parser and its cache.
+    """
+    parse_agent(WARM_UP_AGENT)
+
+
 def readiness(app: faust.App) -> tuple[bool, dict[str, Any]]:
     """Ready = joined the group, no rebalance running, tables recovered."""
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
@@ -349,6 +376,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
                on_fatal: Callable[[BaseException], None] = fatal_exit) -> faust.App:
     """Build the Faust app for these settings (no side effects until it starts)."""
     pipeline = pipeline or Pipeline.from_settings(settings)
+    warm_up()
     if pipeline.signer is None:
         log.warning("session signals are off: no signing key configured "
                     "(SESSIONWARDEN_SIGNING_KEY_FILE); see docs/outputs.md")
@@ -383,7 +411,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         web_in_thread=False,
     )
     # Raw bytes in and out: the domain model is not a faust.Record.
-    app.input_topic = settings.input_topic
+    inbox = app.inbox = Inbox(limit=max(1, settings.batch_size))
+    app.bulk_topics = (settings.input_topic,)
     source = app.topic(settings.input_topic, partitions=partitions,
                        schema=faust.Schema(key_type=bytes, value_type=bytes,
                                            key_serializer="raw", value_serializer="raw"))
@@ -399,15 +428,25 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
     app.sessionwarden_runner = runner  # type: ignore[attr-defined]  # tests and ops
 
     async def sessions(stream: Any) -> None:
-        """Thin agent: batch, hand over, ack only what was fully handled."""
-        async for events in stream.noack_take(settings.batch_size, settings.batch_timeout):
+        """Thin agent: take fetched records, hand over, ack only what was fully handled.
+
+        The records come from the inbox, not from `stream`: the fetch loop
+        hands them over a fetch at a time (see the module doc). The agent
+        still owns the topic's subscription and acks, as before.
+        """
+        consumer: Any = app.consumer
+        while True:
+            messages = live_messages(app, await inbox.take(settings.batch_size))
+            if not messages:
+                continue
+            track_messages(consumer, messages)  # a rebalance now waits for this batch
+            mark_stream_progress(app, {m.tp for m in messages})
             try:
-                await runner.run(events)
+                await runner.run(messages)
             except Exception as exc:  # delivery failed: never ack, never commit
                 on_fatal(exc)
                 raise
-            for event in events:
-                await stream.ack(event)
+            ack_messages(consumer, messages)
             await runner.commit()
 
     app.agent(source, name=f"{settings.app_id}.sessions")(sessions)
@@ -420,6 +459,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
     async def on_revoked(sender: Any, /, *args: Any, signal: Any = None,
                          **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
+        inbox.clear()  # fetched in the ending generation: the new owner fetches them again
         metrics.forget_partitions((tp.topic, tp.partition) for tp in revoked)
 
     app.on_partitions_revoked.connect(on_revoked)

@@ -12,6 +12,7 @@ write it to the changelog partition of its own source record.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +95,6 @@ def dlq_headers(dead: Mapping[str, Any]) -> tuple[Header, ...]:
     return tuple(headers)
 
 
-_MISSING = object()
 PROFILE_PREFIX = "\x00profile\x00"
 """User profiles share the baselines' table (and changelog, partitions, recovery) under
 keys no session id can have: session ids with a NUL are dead letters (formats.limits)."""
@@ -103,62 +103,64 @@ keys no session id can have: session ids with a NUL are dead letters (formats.li
 class BatchStore:
     """A batch-local baseline store that reads through to the real table.
 
-    `get` returns a fresh Baseline decoded from bytes (the engine mutates what
-    it gets), so a record whose processing fails can be rolled back exactly.
-    Nothing is written to the table here: `writes` is applied by the caller
-    after the batch's outputs are delivered.
+    Within a batch it behaves like replay's `MemoryStore`: `get` hands out
+    the live object (decoded from the table's bytes once per key and batch),
+    and the engine updates it in place. Nothing is encoded per event and
+    nothing is written to the table here: `writes` encodes each written
+    key's final object once, for the caller to apply after the batch's
+    outputs are delivered. A record whose processing fails cannot be undone
+    in place; `evaluate_batch` evaluates the batch again without it.
     """
 
     def __init__(self, read: Callable[[str, int], bytes | None]) -> None:
         self._read = read
-        self._cache: dict[str, bytes | None] = {}
-        self.writes: dict[str, tuple[bytes, int]] = {}
+        self._live: dict[str, Any] = {}
+        self._written: dict[str, int] = {}
         self.index = 0
-        self._undo: dict[str, tuple[object, tuple[bytes, int] | None]] = {}
 
     def begin(self, index: int) -> None:
         """Start input record `index`: later writes are tagged with it."""
         self.index = index
-        self._undo = {}
 
-    def _bytes(self, key: str) -> bytes | None:
-        if key in self._cache:
-            return self._cache[key]
-        data = self._cache[key] = self._read(key, self.index)
-        return data
-
-    def _put(self, key: str, data: bytes) -> None:
-        if key not in self._undo:
-            self._undo[key] = (self._cache.get(key, _MISSING), self.writes.get(key))
-        self._cache[key] = data
-        self.writes[key] = (data, self.index)
+    def _get(self, key: str, decode: Callable[[bytes], Any]) -> Any:
+        live = self._live
+        if key in live:
+            return live[key]
+        data = self._read(key, self.index)
+        value = live[key] = None if data is None else decode(data)
+        return value
 
     def get(self, key: str, /) -> Baseline | None:
-        data = self._bytes(key)
-        return None if data is None else baseline_from_bytes(data)
+        value: Baseline | None = self._get(key, baseline_from_bytes)
+        return value
 
     def __setitem__(self, key: str, value: Baseline, /) -> None:
-        self._put(key, baseline_to_bytes(value))
+        self._live[key] = value
+        self._written[key] = self.index
 
     def get_profile(self, key: str, /) -> UserProfile | None:
-        data = self._bytes(PROFILE_PREFIX + key)
-        return None if data is None else profile_from_bytes(data)
+        value: UserProfile | None = self._get(PROFILE_PREFIX + key, profile_from_bytes)
+        return value
 
     def set_profile(self, key: str, value: UserProfile, /) -> None:
-        self._put(PROFILE_PREFIX + key, profile_to_bytes(value))
+        key = PROFILE_PREFIX + key
+        self._live[key] = value
+        self._written[key] = self.index
 
-    def rollback(self) -> None:
-        """Undo the writes of the current input record."""
-        for key, (cached, write) in self._undo.items():
-            if cached is _MISSING:
-                self._cache.pop(key, None)
-            else:
-                self._cache[key] = cached  # type: ignore[assignment]
-            if write is None:
-                self.writes.pop(key, None)
-            else:
-                self.writes[key] = write
-        self._undo = {}
+    @property
+    def writes(self) -> dict[str, tuple[bytes, int]]:
+        """key -> (encoded final value, index of the input record that wrote it last)."""
+        live = self._live
+        return {key: (profile_to_bytes(live[key]) if key.startswith(PROFILE_PREFIX)
+                      else baseline_to_bytes(live[key]), index)
+                for key, index in self._written.items()}
+
+
+class _RecordFailed(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
 
 
 def origin_of(message: InputMessage) -> dict[str, Any]:
@@ -173,43 +175,61 @@ def evaluate_batch(messages: Sequence[InputMessage], pipeline: Pipeline,
     """Run each message through the pipeline, in order, against a batch-local store.
 
     A record that makes the pipeline raise (a bug, not bad input: bad input is
-    an Invalid outcome) is rolled back and dead-lettered, so one poison
-    record cannot stall its partition. `rejected` names input records whose
-    outputs the broker refused in an earlier round: they are dead-lettered
-    with that reason instead of being decided (and retried) again.
+    an Invalid outcome) is dead-lettered, so one poison record cannot stall
+    its partition; the batch is then evaluated again from the table's state
+    (and the pipeline's counters from before the batch) without it, so it
+    leaves nothing behind. `rejected` names input records whose outputs the
+    broker refused in an earlier round: they are dead-lettered with that
+    reason instead of being decided (and retried) again.
     """
+    before = copy.deepcopy(pipeline.stats)
+    failed: dict[int, tuple[str, str]] = {}
+    while True:
+        try:
+            return _evaluate(messages, pipeline, read, rejected or {}, failed)
+        except _RecordFailed as exc:
+            log.error("pipeline failed on a record; dead-lettering it",
+                      exc_info=exc.error, extra={"origin": origin_of(messages[exc.index])})
+            name = type(exc.error).__name__
+            failed[exc.index] = (name, f"internal error: {name}: {exc.error}")
+            pipeline.stats = copy.deepcopy(before)
+
+
+def _evaluate(messages: Sequence[InputMessage], pipeline: Pipeline,
+              read: Callable[[str, int], bytes | None], rejected: Mapping[int, str],
+              failed: Mapping[int, tuple[str, str]]) -> BatchResult:
     store = BatchStore(read)
     out = Outputs()
     result = BatchResult()
     emitted = result.emitted
     stats = pipeline.stats
+    process = pipeline.process
     for index, message in enumerate(messages):
         store.begin(index)
         raw = message.value or b""
         origin = origin_of(message)
         if message.key is None:
             result.unkeyed += 1
-        try:
-            if rejected and index in rejected:
-                stats.dead_letters += 1
-                stats.dead_by_reason["broker: output rejected"] += 1
-                out.dead.append(dead_letter(raw, rejected[index], "unknown", origin))
-            else:
-                pipeline.process(raw, origin, store, out)
-        except Exception as exc:
-            log.exception("pipeline failed on a record; dead-lettering it",
-                          extra={"origin": origin})
-            store.rollback()
-            out.clear()
+        if index in failed:
+            name, reason = failed[index]
             result.internal_errors += 1
-            reason = f"internal error: {type(exc).__name__}: {exc}"
             stats.dead_letters += 1
-            stats.dead_by_reason[f"internal: {type(exc).__name__}"] += 1
+            stats.dead_by_reason[f"internal: {name}"] += 1
             out.dead.append(dead_letter(raw, reason, "unknown", origin))
-        for kind, records in (("commands", out.commands), ("audit", out.audit),
-                              ("alerts", out.alerts), ("signals", out.signals)):
-            for key, value in records:
-                emitted.append(Emitted(kind, key, value, (), index))
+        elif index in rejected:
+            stats.dead_letters += 1
+            stats.dead_by_reason["broker: output rejected"] += 1
+            out.dead.append(dead_letter(raw, rejected[index], "unknown", origin))
+        else:
+            try:
+                process(raw, origin, store, out)
+            except Exception as exc:
+                raise _RecordFailed(index, exc) from exc
+        if out.commands or out.audit or out.alerts or out.signals:
+            for kind, records in (("commands", out.commands), ("audit", out.audit),
+                                  ("alerts", out.alerts), ("signals", out.signals)):
+                for key, value in records:
+                    emitted.append(Emitted(kind, key, value, (), index))
         for dead in out.dead:
             emitted.append(Emitted("dlq", message.key, raw, dlq_headers(dead), index))
         out.clear()
