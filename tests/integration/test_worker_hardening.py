@@ -134,9 +134,8 @@ async def test_redelivery_of_40_events_decides_nothing_again(
     await send(kafka_bootstrap, d.topics["input"], records)
     first = WorkerProcess(d, app_id, tmp_path / "state-a", tmp_path / "a.log",
                           module="tests.integration.crashing_worker",
-                          # a batch waits long enough to hold all 40 waiting events
-                          extra_env={"CRASH_AFTER_STATE": "1",
-                                     "SESSIONWARDEN_BATCH_TIMEOUT": "3"},
+                          # the 40 events already wait in the topic: one fetch, one batch
+                          extra_env={"CRASH_AFTER_STATE": "1"},
                           policy_file=policy).start()
     assert first.proc is not None
     await asyncio.to_thread(first.proc.wait, 120)
