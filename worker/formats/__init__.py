@@ -121,7 +121,8 @@ def _decode_value(value: object, fmt: str) -> list[Outcome]:
                 break
         else:
             try:
-                return [enforce_limits(native.normalize_native(value))]
+                event = native.fast_native(value) or native.normalize_native(value)
+                return [enforce_limits(event)]
             except InvalidRecord as exc:
                 return [Invalid(str(exc), "native")]
     if isinstance(value, list):
