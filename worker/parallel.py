@@ -53,7 +53,8 @@ from worker.errors import CouldNotRun
 from worker.formats import decode_line, native_candidate
 from worker.formats.base import opt_str
 from worker.inputs import InputFile, iter_records
-from worker.pipeline import MemoryStore, Outputs, Pipeline, Stats
+from worker.pipeline import Outputs, Pipeline, Stats
+from worker.state import CompactStore
 
 if TYPE_CHECKING:
     from worker.signals.tokens import Signer
@@ -219,7 +220,7 @@ def _frames(path: Path) -> Iterator[tuple[int, list[bytes]]]:
 def _work(shard: int, plan_: Plan, inputs: Sequence[InputFile], spool: Path,
           pipeline: Pipeline) -> None:
     """One shard's replay: its records, in input order, outputs framed into spool."""
-    store = MemoryStore()
+    store = CompactStore()
     out = Outputs()
     mine = plan_.shard
     number = 0

@@ -29,7 +29,8 @@ from worker.enrich import Enricher
 from worker.errors import CouldNotRun
 from worker.inputs import InputFile, check_inputs, is_terminal
 from worker.inputs import iter_records as iter_input_records
-from worker.pipeline import MemoryStore, Outputs, Pipeline
+from worker.pipeline import Outputs, Pipeline
+from worker.state import CompactStore
 
 if TYPE_CHECKING:
     from worker.signals.tokens import Signer
@@ -169,7 +170,7 @@ def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Polic
 def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enricher: Enricher,
          fmt: str, progress_stream: IO[str] | None, signer: Signer | None) -> dict[str, Any]:
     pipeline = Pipeline(enricher, policy, fmt, signer)
-    store = MemoryStore()
+    store = CompactStore()
     outputs = Outputs()
     total = sum(i.size for i in inputs)
     progress = Progress(total, progress_stream)
