@@ -93,9 +93,17 @@ def profile(path: Path, rounds: int = 1) -> dict[str, Any]:
 
     t_ser, _ = _best(serialize, rounds)
 
+    store_type: Callable[[], Any] = MemoryStore
+    try:  # what replay keeps its state in (absent from older versions of the code)
+        from worker.state import CompactStore  # noqa: PLC0415
+
+        store_type = CompactStore
+    except ImportError:
+        pass
+
     def whole() -> None:
         p = Pipeline.from_settings(settings, ephemeral_key_ok=True)
-        store, out = MemoryStore(), Outputs()
+        store, out = store_type(), Outputs()
         for i, line in enumerate(lines, start=1):
             p.process(line, {"file": path.name, "line": i}, store, out)
             if i % 2048 == 0:

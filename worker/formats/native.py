@@ -155,7 +155,7 @@ _ONE_MS = timedelta(milliseconds=1)
 _SESSION_TIMES: dict[str, int] = {}
 """Session times by text: a session's created/authenticated/expiry times repeat on
 every one of its events. Bounded: cleared when full (hits come back within a session)."""
-_SESSION_TIMES_MAX = 1 << 16
+_SESSION_TIMES_MAX = 1 << 13
 
 
 def _canonical_ms(text: str) -> int:
