@@ -25,9 +25,9 @@ from worker.codec import (
     profile_to_bytes,
 )
 
-HOT_BASELINES = 2048
-"""Baselines kept as objects (the most recently used): ~5 MB."""
-HOT_PROFILES = 2048
+HOT_BASELINES = 8192
+"""Baselines kept as objects (the most recently used): ~20 MB."""
+HOT_PROFILES = 4096
 
 
 class CompactStore:
