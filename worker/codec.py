@@ -7,7 +7,9 @@ deterministically, which is what makes replay byte-identical across runs.
 from __future__ import annotations
 
 import ipaddress
-import os
+import operator
+import socket
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from functools import lru_cache
 from typing import Any
@@ -55,6 +57,30 @@ _IP_FIELDS = frozenset({"initial_ip", "last_ip", "last_ip_located"})
 _TIME_FIELDS = frozenset({"authenticated_at", "last_interacted_at", "last_geo_at",
                           "expires_at", "idle_expires_at", "revoked_at", "step_up_at"})
 """Stored as the difference to `created_at` (small integers instead of 13-digit ones)."""
+_INDEX = {name: i for i, name in enumerate(_BASELINE_NAMES)}
+_ALL_FIELDS = operator.attrgetter(*_BASELINE_NAMES)
+_I_CREATED = _INDEX["created_at"]
+_I_TIMES = tuple(sorted(_INDEX[n] for n in _TIME_FIELDS))
+_I_IPS = tuple(sorted(_INDEX[n] for n in _IP_FIELDS))
+_I_SEEN_IPS = _INDEX["seen_ips"]
+_I_EVENT_IDS = _INDEX["recent_event_ids"]
+_I_INITIAL_UA = _INDEX["initial_user_agent"]
+_I_LAST_UA = _INDEX["last_user_agent"]
+_I_TUPLES = (_INDEX["last_agent_version"], _INDEX["position"])
+
+
+def _fresh(f: Any) -> Callable[[], Any]:
+    if f.default_factory is not MISSING:
+        return f.default_factory  # type: ignore[no-any-return]
+    default = f.default
+    return lambda: default
+
+
+_BASELINE_FRESH = tuple(_fresh(f) for f in fields(Baseline))
+"""Per field, what a record that leaves it out gets (a new list for list fields)."""
+_REQUIRED_COUNT = sum(1 for f in fields(Baseline)
+                      if f.default is MISSING and f.default_factory is MISSING)
+"""Required fields come first and are never left out."""
 _SAME_AS_INITIAL = 0
 """`last_user_agent` stored as this marker when it equals `initial_user_agent` (the usual)."""
 _HEX16 = frozenset("0123456789abcdef")
@@ -72,8 +98,13 @@ def _pack_ip(ip: str) -> bytes | str:
     return addr.packed if str(addr) == ip else ip
 
 
+@lru_cache(maxsize=65536)
 def _unpack_ip(value: bytes | str) -> str:
-    return str(ipaddress.ip_address(value)) if isinstance(value, bytes) else value
+    if isinstance(value, str):
+        return value
+    if len(value) == 4:  # C, and the same dotted quad ipaddress writes
+        return socket.inet_ntop(socket.AF_INET, value)
+    return str(ipaddress.ip_address(value))
 
 
 _UA_TOKENS = (
@@ -126,23 +157,23 @@ def _unpack_ua(value: bytes | str) -> str:
     return ua
 
 
-def _pack_id(key: str) -> bytes | str:
-    """A remembered event id: 8 bytes for a 64-bit hex hash (`dedup_key`), else the text."""
-    if len(key) == 16 and _HEX16.issuperset(key):
-        return bytes.fromhex(key)
-    return key
-
-
 def _pack_ids(keys: list[str]) -> list[Any]:
     """`[prefix, item, ...]`: hashes as 8 bytes, other ids as their suffix after the
     prefix they share (`evt-1-0000` of `evt-1-0000001`, `evt-1-0000004`...)."""
     if not keys:
         return []
-    packed = [_pack_id(k) for k in keys]
+    hex16 = _HEX16.issuperset
+    packed: list[bytes | str] = [bytes.fromhex(k) if len(k) == 16 and hex16(k) else k
+                                 for k in keys]
     texts = [k for k in packed if isinstance(k, str)]
-    prefix = os.path.commonprefix(texts) if texts else ""  # noqa: RUF071 - characters wanted
-    cut = len(prefix)
-    return [prefix, *(k[cut:] if isinstance(k, str) else k for k in packed)]
+    if not texts:
+        return ["", *packed]
+    # The prefix all share is the one the smallest and the largest share.
+    lo, hi = min(texts), max(texts)
+    cut, most = 0, min(len(lo), len(hi))
+    while cut < most and lo[cut] == hi[cut]:
+        cut += 1
+    return [lo[:cut], *(k[cut:] if isinstance(k, str) else k for k in packed)]
 
 
 def _unpack_ids(packed: list[Any]) -> list[str]:
@@ -160,29 +191,32 @@ def baseline_to_bytes(baseline: Baseline) -> bytes:
     initial one. What the engine compares and what explanations print come back
     exactly as they were.
     """
-    created = baseline.created_at
-    values: list[Any] = []
-    for name in _BASELINE_NAMES:
-        value = getattr(baseline, name)
+    values = list(_ALL_FIELDS(baseline))
+    created = values[_I_CREATED]
+    for i in _I_TIMES:
+        value = values[i]
         if value is not None:
-            if name in _TIME_FIELDS:
-                value -= created
-            elif name in _IP_FIELDS:
-                value = _pack_ip(value)
-            elif name == "seen_ips":
-                value = [_pack_ip(ip) for ip in value]
-            elif name == "recent_event_ids":
-                value = _pack_ids(value)
-            elif name == "initial_user_agent":
-                value = _pack_ua(value)
-            elif name == "last_user_agent":
-                value = (_SAME_AS_INITIAL if value == baseline.initial_user_agent
-                         else _pack_ua(value))
-        values.append(value)
+            values[i] = value - created
+    for i in _I_IPS:
+        value = values[i]
+        if value is not None:
+            values[i] = _pack_ip(value)
+    if values[_I_SEEN_IPS]:
+        values[_I_SEEN_IPS] = [_pack_ip(ip) for ip in values[_I_SEEN_IPS]]
+    if values[_I_EVENT_IDS]:
+        values[_I_EVENT_IDS] = _pack_ids(values[_I_EVENT_IDS])
+    initial_ua, last_ua = values[_I_INITIAL_UA], values[_I_LAST_UA]
+    if initial_ua is not None:
+        values[_I_INITIAL_UA] = _pack_ua(initial_ua)
+    if last_ua is not None:
+        values[_I_LAST_UA] = _SAME_AS_INITIAL if last_ua == initial_ua else _pack_ua(last_ua)
     end = len(values)
-    while end and values[end - 1] == _BASELINE_DEFAULTS[end - 1]:
+    defaults = _BASELINE_DEFAULTS
+    while end and values[end - 1] == defaults[end - 1]:
         end -= 1
-    return VERSION_BYTE + _encode(values[:end])
+    if end < len(values):
+        del values[end:]
+    return VERSION_BYTE + _encode(values)
 
 
 def baseline_from_bytes(data: bytes) -> Baseline:
@@ -204,35 +238,36 @@ def baseline_from_bytes(data: bytes) -> Baseline:
 
 
 def _baseline_from_binary(data: bytes) -> Baseline:
-    raw = _decode(memoryview(data)[1:])
-    if not isinstance(raw, list) or len(raw) > len(_BASELINE_NAMES):
+    values = _decode(memoryview(data)[1:])
+    if not isinstance(values, list) or not _REQUIRED_COUNT <= len(values) <= len(
+            _BASELINE_NAMES):
         raise ValueError("unknown baseline format (binary)")
-    values = dict(zip(_BASELINE_NAMES, raw, strict=False))
-    created = values["created_at"]
-    for name in _TIME_FIELDS:
-        value = values.get(name)
+    for i in range(len(values), len(_BASELINE_NAMES)):
+        values.append(_BASELINE_FRESH[i]())  # fresh lists: never shared between baselines
+    created = values[_I_CREATED]
+    for i in _I_TIMES:
+        value = values[i]
         if value is not None:
-            values[name] = value + created
-    for name in _IP_FIELDS:
-        value = values.get(name)
+            values[i] = value + created
+    for i in _I_IPS:
+        value = values[i]
         if value is not None:
-            values[name] = _unpack_ip(value)
-    if values.get("seen_ips"):
-        values["seen_ips"] = [_unpack_ip(ip) for ip in values["seen_ips"]]
-    if values.get("recent_event_ids"):
-        values["recent_event_ids"] = _unpack_ids(values["recent_event_ids"])
-    initial_ua = values.get("initial_user_agent")
+            values[i] = _unpack_ip(value)
+    if values[_I_SEEN_IPS]:
+        values[_I_SEEN_IPS] = [_unpack_ip(ip) for ip in values[_I_SEEN_IPS]]
+    if values[_I_EVENT_IDS]:
+        values[_I_EVENT_IDS] = _unpack_ids(values[_I_EVENT_IDS])
+    initial_ua = values[_I_INITIAL_UA]
     if initial_ua is not None:
-        values["initial_user_agent"] = initial_ua = _unpack_ua(initial_ua)
-    last_ua = values.get("last_user_agent")
+        values[_I_INITIAL_UA] = initial_ua = _unpack_ua(initial_ua)
+    last_ua = values[_I_LAST_UA]
     if last_ua is not None:
-        values["last_user_agent"] = (initial_ua if type(last_ua) is int
-                                     else _unpack_ua(last_ua))
-    for name in ("last_agent_version", "position"):
-        value = values.get(name)
+        values[_I_LAST_UA] = initial_ua if type(last_ua) is int else _unpack_ua(last_ua)
+    for i in _I_TUPLES:
+        value = values[i]
         if value is not None:
-            values[name] = tuple(value)
-    return Baseline(**values)
+            values[i] = tuple(value)
+    return Baseline(*values)
 
 
 PROFILE_FORMAT = 2
