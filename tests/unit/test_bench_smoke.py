@@ -93,3 +93,13 @@ def test_targets_and_markdown_from_a_results_dict() -> None:
     assert "| replay events/s per process | >= 50000 | 60,000 | yes |" in page
     assert "not run" in page
     orjson.dumps(results)  # results.json must be serialisable
+
+
+def test_stage_profile_reports_every_stage(events: Path) -> None:
+    from bench.profile_replay import profile  # noqa: PLC0415
+
+    result = profile(events)
+    stages = result["cpu_us_per_event"]
+    assert set(stages) == {"decode", "enrich", "evaluate", "serialize", "bookkeeping",
+                           "pipeline"}
+    assert stages["pipeline"] > 0 and result["lines"] == 2_000
