@@ -26,7 +26,7 @@ import orjson
 from bench.common import rss_bytes
 
 
-def deep_size(store: dict[str, Any]) -> int:
+def deep_size(store: Any) -> int:
     """Bytes of the dict, its keys and everything the baselines reference, once each."""
     seen: set[int] = set()
     total = 0
@@ -47,7 +47,7 @@ def deep_size(store: dict[str, Any]) -> int:
     return total
 
 
-def _feed(pipeline: Any, path: Path, store: dict[str, Any]) -> None:
+def _feed(pipeline: Any, path: Path, store: Any) -> None:
     from worker.pipeline import Outputs  # noqa: PLC0415
 
     outputs = Outputs()
@@ -59,18 +59,18 @@ def _feed(pipeline: Any, path: Path, store: dict[str, Any]) -> None:
 
 def measure(warm: Path, path: Path) -> dict[str, Any]:
     """Run the pipeline over path into a dict store; RSS and deep size per baseline."""
-    from worker.codec import baseline_to_bytes  # noqa: PLC0415 - after the RSS baseline
-    from worker.pipeline import MemoryStore, Pipeline  # noqa: PLC0415
+    from worker.codec import baseline_to_bytes, profile_to_bytes  # noqa: PLC0415
+    from worker.pipeline import Pipeline  # noqa: PLC0415
     from worker.settings import Settings  # noqa: PLC0415
+    from worker.state import CompactStore  # noqa: PLC0415 - what replay keeps its state in
 
     settings = Settings()
     pipeline = Pipeline.from_settings(settings)
     # The warm-up store stays alive: freed memory would be reused by the
     # measured store and hide its growth.
-    # Replay's own store (a dict of baselines, plus user profiles beside it).
-    warm_store: dict[str, Any] = MemoryStore()
+    warm_store = CompactStore()
     _feed(pipeline, warm, warm_store)
-    store: dict[str, Any] = MemoryStore()
+    store = CompactStore()
     gc.collect()
     before = rss_bytes(os.getpid())
     _feed(pipeline, path, store)
@@ -79,11 +79,39 @@ def measure(warm: Path, path: Path) -> dict[str, Any]:
     del warm_store
     sessions = len(store)
     deep = deep_size(store)
+    n = max(sessions, 1)
+    stored = sum(len(baseline_to_bytes(b)) for b in store.values()) / n
+    stored_json = sum(len(_json_baseline(b)) for b in store.values()) / n
+    profiles = list(store.profiles())
+    m = max(len(profiles), 1)
+    profile_stored = sum(len(profile_to_bytes(p)) for p in profiles) / m
+    profile_json = sum(len(_json_profile(p)) for p in profiles) / m
     return {"sessions": sessions, "rss_growth_bytes": after - before,
-            "rss_bytes_per_session": round((after - before) / max(sessions, 1), 1),
-            "deep_bytes": deep, "deep_bytes_per_session": round(deep / max(sessions, 1), 1),
-            "baseline_stored_bytes_avg": round(
-                sum(len(baseline_to_bytes(b)) for b in store.values()) / max(sessions, 1), 1)}
+            "rss_bytes_per_session": round((after - before) / n, 1),
+            "deep_bytes": deep, "deep_bytes_per_session": round(deep / n, 1),
+            "baseline_stored_bytes_avg": round(stored, 1),
+            "baseline_json_bytes_avg": round(stored_json, 1),
+            "baseline_shrink_vs_json": round(stored_json / stored, 2) if stored else None,
+            "profiles": len(profiles),
+            "profile_stored_bytes_avg": round(profile_stored, 1),
+            "profile_json_bytes_avg": round(profile_json, 1),
+            "profile_shrink_vs_json": round(profile_json / profile_stored, 2)
+            if profile_stored else None}
+
+
+def _json_baseline(base: Any) -> bytes:
+    """The JSON encoding the state store used before format 2 (`[1, field, ...]`)."""
+    from dataclasses import fields  # noqa: PLC0415
+
+    return orjson.dumps([1, *(getattr(base, f.name) for f in fields(base))])
+
+
+def _json_profile(profile: Any) -> bytes:
+    from detectors.model import PROFILE_KINDS  # noqa: PLC0415
+
+    kinds = [[[k, s.first, s.last, s.sessions, s.session] for k, s in getattr(
+        profile, kind).items()] for kind in PROFILE_KINDS]
+    return orjson.dumps([1, profile.user, profile.updated_at, *kinds])
 
 
 def main() -> int:

@@ -10,11 +10,13 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
     # (label, section, key, target, comparison)
     ("replay events/s per process", "replay", "events_per_s", 50_000, ">="),
     ("replay / orjson round trip", "replay", "ratio_to_orjson", 0.25, ">="),
+    ("replay --jobs 2 / --jobs 1", "replay", "jobs2_speedup", 1.6, ">="),
     ("Kafka end to end events/s per worker", "kafka", "events_per_s", 20_000, ">="),
     ("worker / aiokafka passthrough", "kafka", "ratio_to_passthrough", 0.5, ">="),
     ("p99 production -> command at 5,000 events/s (ms)", "kafka", "latency_ms_p99", 100, "<"),
     ("2 workers / 1 worker", "scale", "ratio", 1.5, ">="),
     ("worker RSS bytes per session baseline", "memory", "bytes_per_session", 1024, "<="),
+    ("stored bytes per session baseline", "memory", "stored_bytes_per_baseline", 300, "<="),
 )
 
 

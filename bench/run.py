@@ -39,6 +39,8 @@ class Plan:
     replay_events: int
     replay_sessions: int
     replay_rounds: int
+    jobs_rounds: int
+    """`replay --jobs 1` vs `--jobs 2` pairs (on the full file when there is one)."""
     full_events: int | None
     """The full-size file replayed once (None: skipped)."""
     full_sessions: int
@@ -56,21 +58,26 @@ class Plan:
     memory_events: int
     memory_sessions: int
     memory_warm_events: int
+    memory_replay_events: int
+    memory_replay_sessions: int
+    """The replay memory run (state size per session): the targets are stated at 50,000."""
     """Warm-up before the memory baseline: enough events to fill the bounded caches."""
 
 
-FULL = Plan(replay_events=200_000, replay_sessions=20_000, replay_rounds=3,
+FULL = Plan(replay_events=200_000, replay_sessions=20_000, replay_rounds=3, jobs_rounds=1,
             full_events=1_000_000, full_sessions=100_000, warm_events=20_000,
             warm_sessions=2_000, kafka_events=60_000, kafka_sessions=6_000, kafka_rounds=3,
             scale_rounds=3, latency_rate=5_000, latency_low_rate=500,
             latency_seconds=8.0, latency_warmup_s=2.0,
-            memory_events=100_000, memory_sessions=10_000, memory_warm_events=80_000)
-QUICK = Plan(replay_events=20_000, replay_sessions=2_000, replay_rounds=3,
+            memory_events=100_000, memory_sessions=10_000, memory_warm_events=80_000,
+            memory_replay_events=500_000, memory_replay_sessions=50_000)
+QUICK = Plan(replay_events=20_000, replay_sessions=2_000, replay_rounds=3, jobs_rounds=2,
              full_events=None, full_sessions=0, warm_events=2_000, warm_sessions=200,
              kafka_events=10_000, kafka_sessions=1_000, kafka_rounds=2, scale_rounds=1,
              latency_rate=5_000, latency_low_rate=500,
              latency_seconds=3.0, latency_warmup_s=1.0,
-             memory_events=10_000, memory_sessions=1_000, memory_warm_events=5_000)
+             memory_events=10_000, memory_sessions=1_000, memory_warm_events=5_000,
+             memory_replay_events=10_000, memory_replay_sessions=1_000)
 
 METHOD = [
     "Every figure is the median of the listed rounds after a warm-up run; each comparison "
@@ -180,6 +187,8 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...],
             files["kafka"] = generate(plan.kafka_events, plan.kafka_sessions)
         if "memory" in sections:
             files["memory"] = generate(plan.memory_events, plan.memory_sessions)
+            files["memory_replay"] = generate(plan.memory_replay_events,
+                                              plan.memory_replay_sessions)
             files["memory_warm"] = generate(plan.memory_warm_events,
                                             plan.memory_warm_events // 10, seed=4)
         for name, path in files.items():
@@ -190,17 +199,25 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...],
     if "replay" in sections and "replay" in files:
         _section(results, "replay", lambda: results.__setitem__("replay", bench_replay(
             files["replay"], plan.replay_rounds, warmup_src=files["warm"],
-            full_src=files.get("full"))))
+            full_src=files.get("full"), jobs_rounds=plan.jobs_rounds)))
     if "memory" in sections and "memory" in files:
         _section(results, "memory_replay", lambda: results.setdefault("memory", {})
-                 .__setitem__("replay", _replay_memory(files["memory_warm"], files["memory"])))
+                 .__setitem__("replay", _replay_memory(files["memory_warm"],
+                                                       files["memory_replay"])))
     kafka_version = None
     if {"kafka", "scale", "memory"} & set(sections) and "warm" in files:
         kafka_version = _kafka_sections(plan, sections, files, results, baseline_cmd)
     results["versions"] = versions(kafka_version)
     memory = results.get("memory") or {}
+    if "replay" in memory:
+        # The same codec writes the worker's table and changelog records.
+        memory["stored_bytes_per_baseline"] = memory["replay"]["baseline_stored_bytes_avg"]
+        memory["changelog_shrink_vs_json"] = memory["replay"]["baseline_shrink_vs_json"]
+        memory["bytes_per_session"] = memory["replay"]["rss_bytes_per_session"]
+        memory["bytes_per_session_source"] = "replay"
     if "worker" in memory:
         memory["bytes_per_session"] = memory["worker"]["bytes_per_session"]
+        memory["bytes_per_session_source"] = "worker"
         memory["store_bytes_per_session"] = memory["worker"]["store_bytes_per_session"]
     results["targets"] = report.check_targets(results)
     results["duration_s"] = round(time.monotonic() - started, 1)

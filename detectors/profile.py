@@ -25,6 +25,7 @@ from detectors.policy import ProfilePolicy
 DAY_MS = 86_400_000
 
 
+@lru_cache(maxsize=8192)
 def session_tag(session_id: str) -> int:
     """A 32-bit tag of a session id: counts sessions, not events, in a profile entry."""
     return int.from_bytes(hashlib.blake2b(session_id.encode(), digest_size=4).digest(), "big")

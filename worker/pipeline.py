@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from detectors import Baseline, Decision, EnrichedEvent, Policy, SessionEvent, evaluate
 from detectors.model import UserProfile
-from worker.codec import dumps
 from worker.enrich import Enricher
 from worker.formats import Invalid, Outcome, Skip, decode_line
 from worker.policy_file import load_policy
@@ -25,6 +26,10 @@ from worker.settings import DecisionSettings
 if TYPE_CHECKING:
     from worker.signals.tokens import Signer
 
+_dumps = orjson.dumps
+"""`worker.codec.dumps` without the call in between (the same bytes)."""
+_NONE: list[Any] = []
+"""Shared empty output list of decisions without records (never appended to)."""
 RAW_LIMIT = 65536
 """Dead letters keep at most this many bytes of the original record (as text)."""
 MAX_OUTPUT_BYTES = 1024 * 1024
@@ -235,19 +240,26 @@ class Pipeline:
             if trace is not None:
                 trace(event, enriched, before, decision)
             return
-        sid = key.encode()
-        commands = [(sid, dumps(r)) for r in decision.commands]
-        audit = [(sid, dumps(r)) for r in decision.audit]
-        alerts = [(sid, dumps(r)) for r in decision.alerts]
-        signals: list[Record] = []
-        if self.signer is not None and (decision.commands or decision.findings):
-            base = decision.baseline
-            signals = [(sid, dumps(r)) for r in self.signer.records(
-                decision.commands, decision.findings, event_id=event.event_id,
-                session_id=key, user_id=event.user_id or base.user_id,
-                tenant=event.tenant or base.tenant, occurred_at=event.occurred_at,
-                policy_version=self.policy.version)]
-        largest = max((len(v) for _k, v in (*commands, *audit, *alerts, *signals)), default=0)
+        commands: list[Record] = _NONE
+        audit: list[Record] = _NONE
+        alerts: list[Record] = _NONE
+        signals: list[Record] = _NONE
+        largest = 0
+        if decision.commands or decision.audit or decision.alerts or decision.findings:
+            # Most events cause no record: then nothing below is built.
+            sid = key.encode()
+            commands = [(sid, _dumps(r)) for r in decision.commands]
+            audit = [(sid, _dumps(r)) for r in decision.audit]
+            alerts = [(sid, _dumps(r)) for r in decision.alerts]
+            if self.signer is not None and (decision.commands or decision.findings):
+                base = decision.baseline
+                signals = [(sid, _dumps(r)) for r in self.signer.records(
+                    decision.commands, decision.findings, event_id=event.event_id,
+                    session_id=key, user_id=event.user_id or base.user_id,
+                    tenant=event.tenant or base.tenant, occurred_at=event.occurred_at,
+                    policy_version=self.policy.version)]
+            largest = max((len(v) for _k, v in (*commands, *audit, *alerts, *signals)),
+                          default=0)
         if largest > self.max_output_bytes:
             self._dead(raw, Invalid(f"output record too large: {largest:,} bytes (limit "
                                     f"{self.max_output_bytes:,})", event.source),
@@ -286,7 +298,7 @@ class Pipeline:
 def input_position(origin: dict[str, Any] | None,
                    index: int) -> tuple[str, int, int, int] | None:
     """Where an event sits in a Kafka input: (topic, partition, offset, index in record)."""
-    if not origin:
+    if not origin or "topic" not in origin:  # replay: file and line
         return None
     topic, partition, offset = origin.get("topic"), origin.get("partition"), origin.get("offset")
     if not isinstance(topic, str) or not isinstance(partition, int) or \

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from detectors import Policy
+from worker import parallel
 from worker.codec import dumps_line, dumps_pretty
 from worker.enrich import Enricher
 from worker.errors import CouldNotRun
 from worker.inputs import InputFile, check_inputs, is_terminal
 from worker.inputs import iter_records as iter_input_records
-from worker.pipeline import MemoryStore, Outputs, Pipeline
+from worker.pipeline import Outputs, Pipeline
+from worker.state import CompactStore
 
 if TYPE_CHECKING:
     from worker.signals.tokens import Signer
@@ -136,18 +138,23 @@ class OutputDir:
 def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Policy,
            enricher: Enricher, fmt: str = "auto", progress_stream: IO[str] | None = None,
            signer: Signer | None = None,
-           manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+           manifest: dict[str, Any] | None = None, jobs: int = 1) -> dict[str, Any]:
     """Replay files in order into out_dir (atomically); returns the summary dict.
 
     With a signer, `signals.jsonl` holds the signed SETs and `jwks.json` the
     public key that verifies them; without one, `signals.jsonl` stays empty.
     A manifest (`worker.report.manifest`) is written as `run.json`, for the report.
+    `jobs` > 1 shards the work over that many processes (`worker.parallel`), with
+    byte-identical outputs; standard input always runs in one process.
     """
     inputs = [f if isinstance(f, InputFile) else check_inputs([f], out_dir)[0] for f in files]
     check_inputs([i.path for i in inputs if i.path is not None], out_dir)
     target = OutputDir(out_dir, [*OUTPUT_FILES, SUMMARY, JWKS_FILE, *REPORT_FILES])
     try:
-        summary = _run(inputs, target, policy, enricher, fmt, progress_stream, signer)
+        if jobs > 1 and parallel.usable(inputs):
+            summary = _run_sharded(inputs, target, policy, enricher, fmt, signer, jobs)
+        else:
+            summary = _run(inputs, target, policy, enricher, fmt, progress_stream, signer)
         if signer is not None:
             target.path(JWKS_FILE).write_bytes(dumps_pretty(signer.jwks()))
         if manifest is not None:
@@ -163,7 +170,7 @@ def replay(files: Sequence[Path | str | InputFile], out_dir: Path, policy: Polic
 def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enricher: Enricher,
          fmt: str, progress_stream: IO[str] | None, signer: Signer | None) -> dict[str, Any]:
     pipeline = Pipeline(enricher, policy, fmt, signer)
-    store = MemoryStore()
+    store = CompactStore()
     outputs = Outputs()
     total = sum(i.size for i in inputs)
     progress = Progress(total, progress_stream)
@@ -184,6 +191,18 @@ def _run(inputs: Sequence[InputFile], target: OutputDir, policy: Policy, enriche
         write_records(outputs, sinks)
     progress.done()
     summary = pipeline.stats.summary(sessions=len(store))
+    summary["policy_version"] = policy.version
+    return summary
+
+
+def _run_sharded(inputs: Sequence[InputFile], target: OutputDir, policy: Policy,
+                 enricher: Enricher, fmt: str, signer: Signer | None,
+                 jobs: int) -> dict[str, Any]:
+    with ExitStack() as stack:
+        sinks = [stack.enter_context(target.path(name).open("wb")) for name in OUTPUT_FILES]
+        stats, sessions = parallel.run_sharded(inputs, target.tmp, sinks, policy, enricher,
+                                               fmt, signer, jobs)
+    summary = stats.summary(sessions=sessions)
     summary["policy_version"] = policy.version
     return summary
 

@@ -116,3 +116,13 @@ def test_labelled_evaluation_compares_two_policies_on_one_corpus(
     assert r["after"]["overall"]["benign_false_revoke_rate"] < \
         r["before"]["overall"]["benign_false_revoke_rate"]
     assert "\n".join(report.evaluation_section(results)).count("| tor | hijack |") == 1
+
+
+def test_stage_profile_reports_every_stage(events: Path) -> None:
+    from bench.profile_replay import profile  # noqa: PLC0415
+
+    result = profile(events)
+    stages = result["cpu_us_per_event"]
+    assert set(stages) == {"decode", "enrich", "evaluate", "serialize", "bookkeeping",
+                           "pipeline"}
+    assert stages["pipeline"] > 0 and result["lines"] == 2_000

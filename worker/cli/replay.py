@@ -23,6 +23,16 @@ def _ratio(text: str) -> float:
     return value
 
 
+MAX_JOBS = 64
+
+
+def _jobs(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_JOBS}")
+    return value
+
+
 def dead_ratio_advice(summary: dict[str, Any]) -> str | None:
     """A warning naming the likely cause when most records were dead letters."""
     read = summary["events_read"]
@@ -60,7 +70,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     started = time.perf_counter()
     summary = replay(inputs, out, policy, enricher, settings.input_format, signer=signer,
-                     manifest=make_manifest(settings, inputs, facts))
+                     manifest=make_manifest(settings, inputs, facts), jobs=args.jobs)
     elapsed = time.perf_counter() - started
     report = _report(out) if args.report else None
     if wants_json(args.json):
@@ -108,6 +118,9 @@ def add_replay_command(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--max-dead-ratio", type=_ratio, metavar="R",
                    help="exit 1 when more than this share (0-1) of records are dead letters")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="process the input in N processes, sharded by user and session "
+                        "(outputs are byte-identical to one process; stdin runs in one)")
     p.add_argument("--report", action="store_true",
                    help="also write DIR/report.html (see `sessionwarden report`)")
     add_json_option(p)

@@ -10,7 +10,7 @@ JSON documents are split into records by `worker.replay.iter_records`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -111,19 +111,25 @@ def _expand(value: object, fmt: str) -> list[object]:
     return [value]
 
 
+def native_candidate(value: object) -> TypeGuard[dict[str, Any]]:
+    """A record auto-detection hands to the native adapter, and to it alone.
+
+    Native is the first format tried, and no envelope splitter claims the record.
+    """
+    if type(value) is not dict or not native.looks_native(value):
+        return False
+    return all(split(value) is None for split in _SPLITTERS)
+
+
 def _decode_value(value: object, fmt: str) -> list[Outcome]:
     """Outcomes of one parsed JSON value: an object, or an array of objects."""
-    if fmt == "auto" and type(value) is dict and native.looks_native(value):
-        # The common case, same result as the generic path below: native is
-        # the first format tried, and no envelope splitter claims the record.
-        for split in _SPLITTERS:
-            if split(value) is not None:
-                break
-        else:
-            try:
-                return [enforce_limits(native.normalize_native(value))]
-            except InvalidRecord as exc:
-                return [Invalid(str(exc), "native")]
+    if fmt == "auto" and native_candidate(value):
+        # The common case, same result as the generic path below.
+        try:
+            event = native.fast_native(value) or native.normalize_native(value)
+            return [enforce_limits(event)]
+        except InvalidRecord as exc:
+            return [Invalid(str(exc), "native")]
     if isinstance(value, list):
         if not value:
             return [Skip("empty JSON array", "unknown")]
