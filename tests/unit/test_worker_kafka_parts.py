@@ -216,3 +216,15 @@ def test_produce_routes_a_users_sessions_together_and_keeps_sessions_whole() -> 
     d = orjson.dumps(ev("e4", "s-9"))  # never seen with a user: its own session id
     keys = [keyed_records(x, memory=memory)[0][0] for x in (a, b, c, d)]
     assert keys == [b"\x1fu1", b"\x1fu1", b"\x1fu1", b"s-9"]  # no tenant in these records
+
+
+def test_the_baseline_table_has_rocksdb_sized_for_it(tmp_path: Path) -> None:
+    """Not Faust's 3 x 64 MiB write buffers and 2 GiB block cache per partition DB."""
+    from worker.kafka.app import ROCKSDB_OPTIONS, TABLE_NAME, create_app  # noqa: PLC0415
+
+    settings = Settings(data_dir=tmp_path / "state", store="rocksdb://")
+    app = create_app(settings)
+    options = app.tables[TABLE_NAME].data.rocksdb_options  # type: ignore[attr-defined]
+    assert options.write_buffer_size == ROCKSDB_OPTIONS["write_buffer_size"] == 8 << 20
+    assert options.max_write_buffer_number == 2
+    assert options.block_cache_size == 64 << 20
