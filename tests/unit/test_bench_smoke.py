@@ -72,7 +72,8 @@ def _results() -> dict[str, Any]:
         "replay": {"events_per_s": 60_000.0, "orjson_roundtrip_events_per_s": 100_000.0,
                    "ratio_to_orjson": 0.6, "events": 10, "input": "f", "rounds": [{}],
                    "process_startup_s": 1.0},
-        "kafka": {"events_per_s": 1_000.0, "latency_ms_p99": 150.0},
+        "kafka": {"events_per_s": 1_000.0, "latency_ms_p99": 150.0, "cpu_us_per_event": 140.0,
+                  "baseline": {"speedup": 2.2}},
         "memory": {"bytes_per_session": 900.0},
         "workload": {}, "method": ["m"], "errors": {},
     }
@@ -83,14 +84,15 @@ def _results() -> dict[str, Any]:
 def test_targets_and_markdown_from_a_results_dict() -> None:
     results = _results()
     met = {row["key"]: row["met"] for row in results["targets"]}
-    assert met["replay.events_per_s"] is True
-    assert met["kafka.events_per_s"] is False
+    assert met["replay.ratio_to_orjson"] is True
+    assert met["kafka.baseline.speedup"] is False  # a nested key: 2.2 < 3
+    assert met["kafka.cpu_us_per_event"] is True
     assert met["kafka.latency_ms_p99"] is False
     assert met["memory.bytes_per_session"] is True
-    assert met["scale.ratio"] is None  # not run
+    assert met["scale.cpu_efficiency"] is None  # not run
     page = report.render(results)
     assert page.startswith("# Benchmarks")
-    assert "| replay events/s per process | >= 50000 | 60,000 | yes |" in page
+    assert "| replay / orjson round trip (one process) | >= 0.25 | 0.6 | yes |" in page
     assert "not run" in page
     orjson.dumps(results)  # results.json must be serialisable
 
