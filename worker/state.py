@@ -15,7 +15,8 @@ as with a plain dict (also for decisions the pipeline then declines to store).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from detectors.model import Baseline, UserProfile
 from worker.codec import (
@@ -29,81 +30,81 @@ HOT_BASELINES = 8192
 """Baselines kept as objects (the most recently used): ~20 MB."""
 HOT_PROFILES = 4096
 
+T = TypeVar("T")
 
-class CompactStore:
-    """A `BaselineStore` (worker.pipeline) for replay with bounded object memory."""
 
-    __slots__ = ("_cold", "_cold_profiles", "_hot", "_hot_profiles", "_max", "_max_profiles")
+class HotCold(Generic[T]):
+    """The `limit` most recently used objects as objects, the others as their encoding."""
 
-    def __init__(self, hot_baselines: int = HOT_BASELINES,
-                 hot_profiles: int = HOT_PROFILES) -> None:
-        self._hot: dict[str, Baseline] = {}
+    __slots__ = ("_cold", "_decode", "_encode", "_hot", "_limit")
+
+    def __init__(self, limit: int, encode: Callable[[T], bytes],
+                 decode: Callable[[bytes], T]) -> None:
+        self._hot: dict[str, T] = {}
         self._cold: dict[str, bytes] = {}
-        self._hot_profiles: dict[str, UserProfile] = {}
-        self._cold_profiles: dict[str, bytes] = {}
-        self._max = max(hot_baselines, 1)
-        self._max_profiles = max(hot_profiles, 1)
+        self._limit = max(limit, 1)
+        self._encode, self._decode = encode, decode
 
     def __len__(self) -> int:
         return len(self._hot) + len(self._cold)
 
-    def get(self, key: str, /) -> Baseline | None:
-        hot = self._hot
-        base = hot.get(key)
-        if base is not None:
-            return base
+    def get(self, key: str, /) -> T | None:
+        value = self._hot.get(key)
+        if value is not None:
+            return value
         data = self._cold.pop(key, None)
         if data is None:
             return None
-        base = baseline_from_bytes(data)
-        self._put(key, base)
-        return base
+        value = self._decode(data)
+        self._put(key, value)
+        return value
 
-    def __setitem__(self, key: str, value: Baseline, /) -> None:
-        hot = self._hot
-        if key in hot:
-            del hot[key]  # most recently used goes last
+    def set(self, key: str, value: T, /) -> None:
+        self._hot.pop(key, None)  # most recently used goes last
         self._put(key, value)
 
-    def _put(self, key: str, value: Baseline) -> None:
+    def _put(self, key: str, value: T) -> None:
         hot = self._hot
         hot[key] = value
-        if len(hot) > self._max:
+        if len(hot) > self._limit:
             old = next(iter(hot))
-            self._cold[old] = baseline_to_bytes(hot.pop(old))
+            self._cold[old] = self._encode(hot.pop(old))
+
+    def values(self) -> Iterator[T]:
+        """Every object (cold ones decoded, not made hot)."""
+        yield from self._hot.values()
+        for data in self._cold.values():
+            yield self._decode(data)
+
+
+class CompactStore:
+    """A `BaselineStore` (worker.pipeline) for replay with bounded object memory."""
+
+    __slots__ = ("_baselines", "_profiles")
+
+    def __init__(self, hot_baselines: int = HOT_BASELINES,
+                 hot_profiles: int = HOT_PROFILES) -> None:
+        self._baselines = HotCold(hot_baselines, baseline_to_bytes, baseline_from_bytes)
+        self._profiles = HotCold(hot_profiles, profile_to_bytes, profile_from_bytes)
+
+    def __len__(self) -> int:
+        return len(self._baselines)
+
+    def get(self, key: str, /) -> Baseline | None:
+        return self._baselines.get(key)
+
+    def __setitem__(self, key: str, value: Baseline, /) -> None:
+        self._baselines.set(key, value)
 
     def get_profile(self, key: str, /) -> UserProfile | None:
-        hot = self._hot_profiles
-        profile = hot.get(key)
-        if profile is not None:
-            return profile
-        data = self._cold_profiles.pop(key, None)
-        if data is None:
-            return None
-        profile = profile_from_bytes(data)
-        self._put_profile(key, profile)
-        return profile
+        return self._profiles.get(key)
 
     def set_profile(self, key: str, value: UserProfile, /) -> None:
-        hot = self._hot_profiles
-        if key in hot:
-            del hot[key]
-        self._put_profile(key, value)
-
-    def _put_profile(self, key: str, value: UserProfile) -> None:
-        hot = self._hot_profiles
-        hot[key] = value
-        if len(hot) > self._max_profiles:
-            old = next(iter(hot))
-            self._cold_profiles[old] = profile_to_bytes(hot.pop(old))
+        self._profiles.set(key, value)
 
     def values(self) -> Iterator[Baseline]:
         """Every baseline (cold ones decoded, not made hot)."""
-        yield from self._hot.values()
-        for data in self._cold.values():
-            yield baseline_from_bytes(data)
+        return self._baselines.values()
 
     def profiles(self) -> Iterator[UserProfile]:
-        yield from self._hot_profiles.values()
-        for data in self._cold_profiles.values():
-            yield profile_from_bytes(data)
+        return self._profiles.values()

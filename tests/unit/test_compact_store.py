@@ -45,8 +45,8 @@ def test_cold_entries_are_bytes_and_come_back(enricher: Enricher) -> None:
     store = CompactStore(hot_baselines=2, hot_profiles=2)
     _run(DEMO, store, enricher)
     assert len(store) > 2
-    key = next(iter(store._cold))
-    assert isinstance(store._cold[key], bytes)
+    key = next(iter(store._baselines._cold))
+    assert isinstance(store._baselines._cold[key], bytes)
     base = store.get(key)
     assert base is not None and base.session_id == key
     assert store.get(key) is base  # hot again: the engine's updates stay
