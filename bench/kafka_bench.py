@@ -75,6 +75,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NCPU = os.cpu_count() or 1
 INPUT_MAX_MESSAGE_BYTES = 4 * 2**20
 LATENCY_POLICY = "[tenant]\nmin_idle_extension_ms = 0\n"
+LATENCY_LINGER_MS = 5
+"""The latency bench's producer batches for up to 5 ms, as a log shipper would (counted in
+the latency: the clock starts before `send`); unbatched, the broker spends more CPU per
+event on its produce requests than the worker on the event."""
 OTHER_CPU_LIMIT = 0.10
 """Rounds in which other processes used more than this share of the machine are dropped."""
 WORKER_ENV: dict[str, str] = {
@@ -633,9 +637,50 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[k]
 
 
+def mix_events(src: Path, count: int, work: Path,
+               ) -> tuple[list[tuple[bytes | None, str, bytes]], dict[str, int]]:
+    """The first `count` events of a workload file and the commands each one causes.
+
+    (key, event id, line) per event, keyed by session as `sessionwarden
+    produce` keys them; the commands are counted by `sessionwarden replay`
+    of the same lines (cause_event_id -> commands), so the bench knows how
+    many commands to wait for.
+    """
+    from bench.replay_bench import run_replay  # noqa: PLC0415
+
+    prepared: list[tuple[bytes, str, bytes]] = []
+    with src.open("rb") as fh:
+        for line in fh:
+            if len(prepared) >= count:
+                break
+            value = line.rstrip(b"\n")
+            try:  # the workload has malformed lines on purpose (dead letters)
+                doc = orjson.loads(value)
+                key, eid = str(doc["session"]["id"]).encode(), str(doc["event_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                key, eid = None, f"unparsed-{len(prepared)}"
+            prepared.append((key, eid, value))
+    slice_path = work / "latency-mix.jsonl"
+    slice_path.write_bytes(b"\n".join(v for _k, _e, v in prepared) + b"\n")
+    out = work / "latency-mix-out"
+    run_replay(slice_path, out)
+    causes: dict[str, int] = {}
+    for line in (out / "commands.jsonl").read_bytes().splitlines():
+        cid = orjson.loads(line).get("cause_event_id")
+        if cid is not None:
+            causes[cid] = causes.get(cid, 0) + 1
+    return prepared, causes
+
+
 async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_s: float,
-                        sessions: int = 1000) -> dict[str, Any]:
-    """Production -> command arrival at a paced offered load (every event causes a command).
+                        sessions: int = 1000, src: Path | None = None) -> dict[str, Any]:
+    """Production -> command arrival at a paced offered load.
+
+    With `src`, the events are the first lines of that workload file (the
+    throughput run's mix: most events cause no command) under the product's
+    default policy, and every command they cause is timed. Without it, every
+    event is a synthetic one that causes exactly one command (a heavier
+    load: each is a decision with a command and an audit record).
 
     Send time is taken right before `producer.send` and kept by event id; the
     command's `cause_event_id` finds it when the command is consumed from
@@ -645,23 +690,30 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
     topic = f"{run}-in"
     await kafka.create_topic(topic)
     worker = Worker(kafka, run, topic, run)
-    # Every event must cause a command for its latency to be seen: the default
-    # policy re-issues the idle expiry only when it moves by a minimum, so the
-    # bench's worker re-issues it on every event (as the seed policy did).
-    policy = kafka.work / "logs" / f"{run}-policy.toml"
-    policy.parent.mkdir(parents=True, exist_ok=True)
-    policy.write_text(LATENCY_POLICY)
-    worker.env["SESSIONWARDEN_POLICY_FILE"] = str(policy)
     total = int(events_per_s * (seconds + warmup_s))
-    prepared = [latency_event(i, sessions, run) for i in range(total)]
+    counted_from = int(events_per_s * warmup_s)
+    if src is None:
+        # Every event must cause a command for its latency to be seen: the default
+        # policy re-issues the idle expiry only when it moves by a minimum, so the
+        # bench's worker re-issues it on every event (as the seed policy did).
+        policy = kafka.work / "logs" / f"{run}-policy.toml"
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(LATENCY_POLICY)
+        worker.env["SESSIONWARDEN_POLICY_FILE"] = str(policy)
+        prepared: list[tuple[bytes | None, str, bytes]] = [
+            latency_event(i, sessions, run) for i in range(total)]
+        causes = {eid: 1 for _k, eid, _v in prepared}
+    else:
+        prepared, causes = mix_events(src, total, kafka.work)
+        total = len(prepared)
     sent: dict[str, float] = {}
     latencies: list[float] = []
-    counted_from = int(events_per_s * warmup_s)
     counted_ids = {eid for _k, eid, _v in prepared[counted_from:]}
+    want = sum(causes.get(eid, 0) for eid in counted_ids)
     received = 0
     span = [0.0, 0.0]  # first counted send, last counted arrival
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=0)
+                                enable_idempotence=True, linger_ms=LATENCY_LINGER_MS)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, fetch_max_wait_ms=10,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     try:
@@ -682,7 +734,7 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
                 for records in batch.values():
                     for rec in records:
                         cid = orjson.loads(rec.value).get("cause_event_id")
-                        t = sent.pop(cid, None)
+                        t = sent.get(cid)
                         if t is not None and cid in counted_ids:
                             latencies.append((now - t) * 1000)
                             received += 1
@@ -693,11 +745,11 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
         # starts, so the worker's one-time costs are not in the figures.
         for i in range(200):
             key, eid, value = latency_event(i, 100, f"{run}p")
-            sent[eid] = time.perf_counter()
             await producer.send(topic, value=value, key=key)
-        primed = time.monotonic()
-        while any(k.startswith(f"lat-{run}p-") for k in sent) and time.monotonic() - primed < 60:
-            await asyncio.sleep(0.05)
+        await producer.flush()
+        await _wait_lag_zero(kafka, run, topic, timeout=60.0)
+        assert worker.proc is not None
+        cpu_start = CpuSnapshot.take(kafka.measured(worker=worker.proc.pid))
         t0 = time.perf_counter()
         seq = 0
         while seq < total:
@@ -711,7 +763,6 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
                 seq += 1
             await asyncio.sleep(0.002)
         offered = rate(total, time.perf_counter() - t0)
-        want = total - counted_from
         last, stalled_since = -1, time.monotonic()
         while received < want and time.monotonic() - stalled_since < 10:
             if received != last:  # still draining a backlog: keep waiting
@@ -719,16 +770,26 @@ async def bench_latency(kafka: Kafka, events_per_s: int, seconds: float, warmup_
             await asyncio.sleep(0.1)
         done.set()
         await reader
+        cpu = cpu_window(cpu_start, CpuSnapshot.take(kafka.measured(worker=worker.proc.pid)),
+                         total)
         lat = sorted(latencies)
-        return {"offered_events_per_s": events_per_s, "achieved_send_rate": rnd(offered, 0),
-                "seconds": seconds, "warmup_s": warmup_s, "sessions": sessions,
-                "measured_events": want, "commands_received": received,
-                "missing": want - received,
-                "completed_events_per_s": rnd(rate(received, span[1] - span[0]), 0),
+        return {"workload": src.name if src is not None else "one command per event",
+                "offered_events_per_s": events_per_s, "achieved_send_rate": rnd(offered, 0),
+                "seconds": seconds, "warmup_s": warmup_s,
+                "sessions": sessions if src is None else None,
+                "measured_events": total - counted_from, "commands_expected": want,
+                "commands_received": received, "missing": want - received,
+                "completed_events_per_s": rnd(rate(total - counted_from,
+                                                   span[1] - span[0]), 0),
                 "latency_ms_p50": rnd(_percentile(lat, 0.50), 1),
                 "latency_ms_p90": rnd(_percentile(lat, 0.90), 1),
                 "latency_ms_p99": rnd(_percentile(lat, 0.99), 1),
-                "latency_ms_max": rnd(lat[-1] if lat else 0.0, 1)}
+                "latency_ms_max": rnd(lat[-1] if lat else 0.0, 1),
+                # From the first paced send until the last command arrived (or the wait
+                # gave up), per event sent in that window (warm-up included).
+                "cpu_us_per_event": cpu["cpu_us_per_event"],
+                "other_cpu_share": cpu["other_cpu_share"],
+                "machine_busy_share": cpu["machine_busy_share"]}
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()

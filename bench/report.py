@@ -167,15 +167,23 @@ def _kafka_section(k: dict[str, Any] | None, s: dict[str, Any] | None) -> list[s
     if low:
         rows += [[f"latency p50 / p99 at {low['offered_events_per_s']:,}/s offered (ms)", "",
                   f"{low['latency_ms_p50']} / {low['latency_ms_p99']}"]]
+    heavy = k.get("at_rate_every_event_a_command")
+    if heavy:
+        rows += [[f"latency p50 / p99, every event a command, at "
+                  f"{heavy['offered_events_per_s']:,}/s offered (ms)", "",
+                  f"{heavy['latency_ms_p50']} / {heavy['latency_ms_p99']}"]]
     out += _table(["run", "events/s", "value"], rows)
     if lat:
         out += ["", f"At-rate run: {lat['seconds']} s measured after {lat['warmup_s']} s "
                 f"warm-up, sent {lat['achieved_send_rate']:,.0f} events/s; "
-                f"{lat['commands_received']:,} of {lat['measured_events']:,} commands "
-                f"arrived ({lat['missing']:,} missing) at "
+                f"{lat['commands_received']:,} of "
+                f"{lat.get('commands_expected', lat['measured_events']):,} commands "
+                f"arrived ({lat['missing']:,} missing; negative: re-sent copies) at "
                 f"{lat.get('completed_events_per_s', 0):,.0f} events/s: when that is below "
                 "the offered load the worker is saturated, a backlog builds up and the "
-                "latency grows with the length of the run."]
+                "latency grows with the length of the run. CPU per event in that run "
+                f"(µs): {lat.get('cpu_us_per_event')}; the machine was "
+                f"{100 * (lat.get('machine_busy_share') or 0):.0f} % busy."]
     out += ["", "### scale (one consumer group, "
             f"{(s or {}).get('partitions', '?')} partitions)", ""]
     if s:

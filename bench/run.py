@@ -100,15 +100,19 @@ METHOD = [
     "`producer.send` per record (acks=all, idempotent, 256 KiB batches), await delivery, "
     "commit; one output record per input record. The worker writes ~0.9 output records "
     "plus changelog records per input record.",
-    "latency: a worker on an empty topic; the bench produces events at a paced rate, half "
-    "the worker's events/s measured in the same run (`offered_share_of_capacity`), each "
-    "of which causes exactly one `set_idle_expires_at` command (organization "
-    "idle_session_timeout metadata; the latency worker's policy sets "
-    "min_idle_extension_ms = 0 so that every event re-issues it); latency = command "
-    "consumed from the commands topic minus the moment the event was handed to the "
-    "producer, matched by cause_event_id, in the bench process (which also produces and "
-    "consumes on the same 2 cores). These events cost the pipeline more than the "
-    "throughput file's (every one is a decision with a command and an audit record).",
+    "latency: a worker on an empty topic; the bench produces the first events of the "
+    "throughput file (the same mix the capacity was measured on; most events cause no "
+    "command) at a paced rate, half the worker's events/s measured in the same run "
+    "(`offered_share_of_capacity`), with an idempotent acks=all producer that batches "
+    "for up to 5 ms (as a log shipper would; counted in the latency); latency = each "
+    "command consumed from the commands topic minus the moment its cause event was "
+    "handed to the producer, matched by cause_event_id, in the bench process (which also "
+    "produces and consumes on the same 2 cores; `cpu_us_per_event` shows what the worker, "
+    "the broker and the bench each used). `commands_expected` is what `sessionwarden "
+    "replay` of the same lines gives. `at_rate_every_event_a_command` repeats the run "
+    "with synthetic events that each cause one `set_idle_expires_at` command (policy "
+    "min_idle_extension_ms = 0): every event a decision with a command and an audit "
+    "record, a heavier load than the capacity's.",
     "CPU: every Kafka run reads user + system CPU (all threads) of each measured process "
     "from /proc/<pid>/stat at the start and end of its timed window and reports it per "
     "input event (`cpu_us_per_event`); the broker's separately "
@@ -271,16 +275,22 @@ def _kafka_sections(plan: Plan, sections: tuple[str, ...], files: dict[str, Path
                         # the plan's fixed rate only if throughput did not run.
                         capacity = k.get("events_per_s") or 0
                         offered = int(capacity // 2) if capacity else plan.latency_rate
+                        share = round(offered / capacity, 3) if capacity else None
+                        # The throughput file's events: the capacity above is for this mix.
                         lat = await kb.bench_latency(kafka, offered, plan.latency_seconds,
-                                                     plan.latency_warmup_s)
-                        lat["offered_share_of_capacity"] = (
-                            round(offered / capacity, 3) if capacity else None)
+                                                     plan.latency_warmup_s, src=files["kafka"])
+                        lat["offered_share_of_capacity"] = share
                         k["at_rate"] = lat
                         k["latency_ms_p50"] = lat["latency_ms_p50"]
                         k["latency_ms_p99"] = lat["latency_ms_p99"]
                         k["at_low_rate"] = await kb.bench_latency(
                             kafka, plan.latency_low_rate, plan.latency_seconds,
-                            plan.latency_warmup_s)
+                            plan.latency_warmup_s, src=files["kafka"])
+                        # A heavier load at the same rate: every event a command + audit.
+                        heavy = await kb.bench_latency(kafka, offered, plan.latency_seconds,
+                                                       plan.latency_warmup_s)
+                        heavy["offered_share_of_capacity"] = share
+                        k["at_rate_every_event_a_command"] = heavy
 
                     await _async_section(results, "latency", latency)
                 if "scale" in sections:

@@ -36,13 +36,13 @@ def install_after_state() -> None:
     The other crash window: every event of the batch is in the stored
     baselines, none is committed, so all of them are re-delivered.
     """
-    original = worker_app.BatchRunner.run
+    original = worker_app.BatchRunner.finish
 
-    async def run(self: worker_app.BatchRunner, *args: Any, **kwargs: Any) -> None:
-        await original(self, *args, **kwargs)
+    async def finish(self: worker_app.BatchRunner, *args: Any, **kwargs: Any) -> None:
+        await original(self, *args, **kwargs)  # the changelog records are delivered
         os._exit(137)
 
-    worker_app.BatchRunner.run = run  # type: ignore[method-assign]
+    worker_app.BatchRunner.finish = finish  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from worker.kafka.faust_compat import (
     live_messages,
     mark_stream_progress,
     record_changelog_offset,
+    set_fetch_max_wait,
     track_messages,
 )
 
@@ -267,3 +268,18 @@ async def test_a_message_stand_in_is_enough_for_a_table_write(tmp_path: Path) ->
         assert faust.current_event().message is message  # type: ignore[union-attr]
         table[b"s-2"] = b"y"
         assert table.get(b"s-2") == b"y"
+
+
+async def test_the_fetch_wait_faust_hard_codes_is_replaced(tmp_path: Path) -> None:
+    """Faust's worker consumer waits 1,500 ms for a fetch; the worker's waits what it sets."""
+    app = _app(tmp_path)
+    consumer: Any = app.consumer
+    transport = consumer.transport
+    faust_client = consumer._thread._create_worker_consumer(transport)
+    assert faust_client._fetch_max_wait_ms == 1500  # what the fix is for
+    set_fetch_max_wait(consumer, 20)
+    client = consumer._thread._create_worker_consumer(transport)
+    assert client._fetch_max_wait_ms == 20
+    assert client is not faust_client
+    for c in (faust_client, client):
+        await c.stop()

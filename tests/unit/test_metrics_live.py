@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.kafka.metrics import MAX_TENANTS, OTHER_TENANT, Metrics
+from worker.kafka.metrics import (
+    _LATENCY_BUCKETS,
+    MAX_TENANTS,
+    OTHER_TENANT,
+    BatchHistogram,
+    Metrics,
+)
 from worker.pipeline import Stats
 
 
@@ -64,3 +71,20 @@ def test_build_info_and_database_age() -> None:
                            ("type", "GeoIP2-City"))]
     expected = time.time() - 1770163200  # 2026-02-04T00:00:00Z
     assert abs(next(iter(ages.values())) - expected) < 60
+
+
+def test_batch_histogram_exposes_what_a_prometheus_histogram_would() -> None:
+    """Observed a batch at a time, the same bucket, count and sum lines as `Histogram`."""
+    values = [0.0, 0.005, 0.0051, 0.01, 0.3, 1.0, 2.4999, 59.9, 300.0, 301.0, 4000.0]
+    values += [i / 97 for i in range(500)]
+    plain, batched = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("lat_seconds", "doc", registry=plain, buckets=_LATENCY_BUCKETS)
+    for value in values:
+        reference.observe(value)
+    ours = BatchHistogram("lat_seconds", "doc", _LATENCY_BUCKETS, batched)
+    ours.observe_many(values[:7])
+    ours.observe_many(values[7:])
+    expected = [line for line in generate_latest(plain).decode().splitlines()
+                if "_created" not in line]
+    assert generate_latest(batched).decode().splitlines() == expected
+    assert f"lat_seconds_count {float(len(values))}" in expected

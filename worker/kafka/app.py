@@ -14,8 +14,10 @@ then, in this order:
 2. writes the batch's baselines to the table's store, each under the Kafka
    event it came from, and their changelog records to that event's
    partition;
-3. awaits those changelog records' delivery (a second flush);
-4. acks the events and commits their offsets.
+3. awaits those changelog records' delivery (a second flush) -- while the
+   agent already evaluates and publishes the next batch;
+4. acks the events (in input order) and commits their offsets in the
+   background (one commit in flight).
 
 A crash before 4 re-delivers the batch: the re-sent commands carry the same
 command_ids, and none is lost, because no baseline that contains an event
@@ -57,11 +59,12 @@ from worker.kafka.faust_compat import (
     live_messages,
     mark_stream_progress,
     record_changelog_offset,
+    set_fetch_max_wait,
     track_messages,
 )
 from worker.kafka.inbox import Inbox
 from worker.kafka.metrics import CONTENT_TYPE, Metrics
-from worker.kafka.sender import BatchSender, BrokerRejected, Rejected
+from worker.kafka.sender import BatchSender, BrokerRejected, Rejected, Submitted, delivered
 from worker.kafka.startup import topic_limits
 from worker.pipeline import Pipeline
 from worker.settings import Settings
@@ -120,9 +123,13 @@ class SessionWardenApp(faust.App):
 
     inbox: Inbox | None = None
 
+    fetch_max_wait_ms = 20
+    """How long the broker may hold a fetch without new records (Faust: 1,500 ms)."""
+
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         hold_input_partitions(consumer, lambda: self._hold_inputs)
+        set_fetch_max_wait(consumer, self.fetch_max_wait_ms)
         inbox = self.inbox
         if inbox is not None and self.bulk_topics:
             suspended = consumer.suspend_flow.is_set
@@ -174,6 +181,8 @@ class BatchRunner:
         self._producer: Any = None
         self._sender: BatchSender | None = None
         self._lock = asyncio.Lock()
+        self._committing: asyncio.Future[None] | None = None
+        self._commit_again = False
         self.batches = 0
 
     async def _ensure_sender(self) -> BatchSender:
@@ -228,9 +237,11 @@ class BatchRunner:
                 table[key] = data
             sender.add(changelog, key.encode(), data, partition=event.message.partition)
 
-    async def run(self, messages: Sequence[Any]) -> None:
-        """Process one batch of consumed messages up to (not including) the ack.
+    async def run(self, messages: Sequence[Any]) -> list[Submitted]:
+        """Steps 1 and 2 for one batch: outputs delivered, baselines stored and sent.
 
+        Returns the batch's changelog records in flight; `finish` awaits
+        them (step 3). The agent evaluates the next batch meanwhile.
         Raises if the batch cannot be delivered.
         """
         started = time.perf_counter()
@@ -239,16 +250,23 @@ class BatchRunner:
         sender = await self._ensure_sender()
         flushed = time.perf_counter()
         self._store(events, result.writes, sender)  # 2) ... before state is stored
-        written = time.perf_counter()
-        for topic, partition, offset in await sender.flush():  # 3) state durable, then ack
-            record_changelog_offset(self.table, topic, partition, offset)
+        submitted = await sender.submit()
         self.batches += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch done", extra={
                 "events": len(events), "publish_s": round(flushed - started, 4),
-                "store_s": round(written - flushed, 4),
-                "changelog_s": round(time.perf_counter() - written, 4)})
+                "store_s": round(time.perf_counter() - flushed, 4)})
         self._observe(messages, result.unkeyed, result.internal_errors, per_kind, started)
+        return submitted
+
+    async def finish(self, submitted: Sequence[Submitted]) -> None:
+        """Step 3: the batch's changelog records are durable (then it may be acked).
+
+        Raises if any of them could not be delivered: the batch must not be acked.
+        """
+        table = self.table
+        for topic, partition, offset in await delivered(submitted):
+            record_changelog_offset(table, topic, partition, offset)
 
     async def _publish(self, events: Sequence[Any], messages: Sequence[Any],
                        ) -> tuple[BatchResult, Counter[str]]:
@@ -302,12 +320,27 @@ class BatchRunner:
         are in the stored baselines, and the engine drops re-delivered ids only
         within its window of recent ids per session (32): a longer re-delivery
         would re-decide old events against a newer baseline. Committing every
-        batch keeps re-delivery to the batch in flight.
+        batch keeps re-delivery to the batches in flight.
         """
         try:
             await commit_now(self.app.consumer)
         except Exception as exc:  # e.g. a rebalance is running; the next commit covers it
             log.warning("offset commit after batch failed", extra={"error": repr(exc)})
+
+    def commit_soon(self) -> None:
+        """Commit in the background: one commit in flight, and one more if acks came meanwhile.
+
+        The commit is a round trip to the group coordinator; awaiting it before
+        the next batch would add it to every batch's latency.
+        """
+        self._commit_again = True
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_while_acked())
+
+    async def _commit_while_acked(self) -> None:
+        while self._commit_again:
+            self._commit_again = False
+            await self.commit()
 
     def _observe(self, messages: Sequence[Any], unkeyed: int, internal: int,
                  per_kind: Counter[str], started: float) -> None:
@@ -420,6 +453,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
     )
     # Raw bytes in and out: the domain model is not a faust.Record.
     inbox = app.inbox = Inbox(limit=max(1, settings.batch_size))
+    app.fetch_max_wait_ms = max(1, round(settings.fetch_max_wait * 1000))
     app.bulk_topics = (settings.input_topic,)
     source = app.topic(settings.input_topic, partitions=partitions,
                        schema=faust.Schema(key_type=bytes, value_type=bytes,
@@ -441,9 +475,22 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
 
         The records come from the inbox, not from `stream`: the fetch loop
         hands them over a fetch at a time (see the module doc). The agent
-        still owns the topic's subscription and acks, as before.
+        still owns the topic's subscription and acks, as before. A batch's
+        last step (its changelog records' delivery, then ack and commit)
+        overlaps the next batch's evaluation; batches are acked in order.
         """
         consumer: Any = app.consumer
+        completing: asyncio.Future[None] | None = None
+
+        async def complete(messages: list[Any], submitted: list[Submitted]) -> None:
+            try:
+                await runner.finish(submitted)  # 3) state durable ...
+            except Exception as exc:  # never ack, never commit
+                on_fatal(exc)
+                raise
+            ack_messages(consumer, messages)  # 4) ... then ack and commit
+            runner.commit_soon()
+
         while True:
             messages = live_messages(app, await inbox.take(settings.batch_size))
             if not messages:
@@ -451,12 +498,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
             track_messages(consumer, messages)  # a rebalance now waits for this batch
             mark_stream_progress(app, {m.tp for m in messages})
             try:
-                await runner.run(messages)
+                submitted = await runner.run(messages)
             except Exception as exc:  # delivery failed: never ack, never commit
                 on_fatal(exc)
                 raise
-            ack_messages(consumer, messages)
-            await runner.commit()
+            if completing is not None:
+                await completing  # acks in input order
+            completing = asyncio.ensure_future(complete(messages, submitted))
 
     app.agent(source, name=f"{settings.app_id}.sessions")(sessions)
 

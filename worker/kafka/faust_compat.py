@@ -41,6 +41,10 @@ Touch points (what, where in Faust 0.11-0.15, why):
 9. `Monitor.stream_inbound_time`: Faust's livelock detector reads it to tell
    a stalled stream; the batch path reports progress there
    (`mark_stream_progress`).
+10. `AIOKafkaConsumerThread._create_worker_consumer` (the consumer thread is
+   `Consumer._thread`) and the aiokafka consumer's `_fetch_max_wait_ms`,
+   read when it starts: Faust's literal 1,500 ms is replaced
+   (`set_fetch_max_wait`).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ __all__ = [
     "live_messages",
     "mark_stream_progress",
     "record_changelog_offset",
+    "set_fetch_max_wait",
     "track_messages",
 ]
 
@@ -313,3 +318,25 @@ def mark_stream_progress(app: Any, tps: Iterable[Any]) -> None:
         inbound = monitor.stream_inbound_time
         for tp in tps:
             inbound[tp] = now
+        for tp in tps:
+            inbound[tp] = now
+
+
+def set_fetch_max_wait(consumer: Any, ms: int) -> None:
+    """Make the worker's aiokafka consumer wait at most `ms` for a fetch to fill.
+
+    Faust creates it with `fetch_max_wait_ms=1500`, a literal in
+    `AIOKafkaConsumerThread._create_worker_consumer`. aiokafka keeps one fetch
+    request in flight per broker; one that holds only partitions without new
+    records (Faust's `__assignor-__leader` topic is always one of them) sits
+    at the broker for that long, and every input partition waits behind it.
+    """
+    thread = consumer._thread
+    create = thread._create_worker_consumer
+
+    def _create_worker_consumer(transport: Any) -> Any:
+        client = create(transport)
+        client._fetch_max_wait_ms = ms
+        return client
+
+    thread._create_worker_consumer = _create_worker_consumer

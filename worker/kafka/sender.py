@@ -157,14 +157,24 @@ class BatchSender:
         """
         if not self.pending:
             return []
-        submitted = await self.submit()
-        results: list[Any] = await asyncio.gather(*(fut for *_, fut in submitted),
-                                                  return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        refused = next((r for r in errors if isinstance(r, REJECTIONS)), None)
-        if refused is not None:
-            raise BrokerRejected(refused)
-        if errors:
-            raise errors[0]  # not about the records: the caller must not acknowledge
-        return [(topic, partition, meta.offset + count - 1)
-                for (topic, partition, count, _fut), meta in zip(submitted, results, strict=True)]
+        return await delivered(await self.submit())
+
+
+async def delivered(submitted: Sequence[Submitted]) -> list[Delivered]:
+    """Wait for submitted batches: (topic, partition, last offset written) per batch.
+
+    Raises `BrokerRejected` if the broker refused a batch for its records,
+    else the first delivery error.
+    """
+    if not submitted:
+        return []
+    results: list[Any] = await asyncio.gather(*(fut for *_, fut in submitted),
+                                              return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    refused = next((r for r in errors if isinstance(r, REJECTIONS)), None)
+    if refused is not None:
+        raise BrokerRejected(refused)
+    if errors:
+        raise errors[0]  # not about the records: the caller must not acknowledge
+    return [(topic, partition, meta.offset + count - 1)
+            for (topic, partition, count, _fut), meta in zip(submitted, results, strict=True)]
