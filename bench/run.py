@@ -69,7 +69,7 @@ FULL = Plan(replay_events=200_000, replay_sessions=20_000, replay_rounds=3, jobs
             warm_sessions=2_000, kafka_events=60_000, kafka_sessions=6_000, kafka_rounds=3,
             scale_rounds=3, latency_rate=5_000, latency_low_rate=500,
             latency_seconds=8.0, latency_warmup_s=2.0,
-            memory_events=100_000, memory_sessions=10_000, memory_warm_events=80_000,
+            memory_events=500_000, memory_sessions=50_000, memory_warm_events=80_000,
             memory_replay_events=500_000, memory_replay_sessions=50_000)
 QUICK = Plan(replay_events=20_000, replay_sessions=2_000, replay_rounds=3, jobs_rounds=2,
              full_events=None, full_sessions=0, warm_events=2_000, warm_sessions=200,
@@ -132,19 +132,20 @@ METHOD = [
     "in the same interleaved Kafka rounds (`kafka.baseline`).",
     "memory (worker): a worker on an empty topic first drains a warm-up file (other "
     "sessions), then RSS (/proc) and the RocksDB directory size are sampled before and "
-    "after it drains N sessions' full event streams; growth / N. Includes the bounded "
-    "caches and RocksDB memtables: every event rewrites its session's baseline, and with "
-    "Faust's default RocksDB options (64 MiB write buffer x3 per partition, 2 GiB block "
-    "cache) nothing is flushed at this size, so the growth follows events, not sessions.",
+    "after it drains N sessions' full event streams (N = 50,000, the targets' scale: the "
+    "500,000-event file the replay memory run reads); growth / N. Includes the bounded "
+    "caches, RocksDB's memtables (8 MiB x 2 per partition DB) and its block cache (64 MiB "
+    "per partition DB, which at this size holds every data block read).",
     "memory (replay): the same Pipeline into a plain dict in its own process (after the "
     "same warm-up); process RSS growth / N and the deep size of the dict (every object "
     "reachable from the baselines, shared strings counted once).",
     "Workers run with product defaults except SESSIONWARDEN_LOG_LEVEL=WARNING, names, "
     "ports and data dirs; nothing is tuned for the benchmark.",
     "Sizes: replay rounds use a 200,000-event file and the 1,000,000-event / 100,000-session "
-    "file is replayed once (one pair); the Kafka, scale and memory runs use 60,000 and "
-    "100,000-event files (not the 1M file) so that three interleaved rounds of each fit the "
-    "20-minute budget at the worker's ~1,500 events/s on this machine.",
+    "file is replayed once (one pair); the Kafka and scale runs use a 60,000-event file "
+    "(not the 1M file) so that three interleaved rounds of each fit the ~20-minute budget "
+    "at the worker's ~4,000 events/s on this machine; the worker memory run drains the "
+    "500,000-event / 50,000-session file once.",
     "The code measured is the work tree at the date above; other engineers were changing "
     "and testing it on the same machine at the time (see the load averages).",
 ]
