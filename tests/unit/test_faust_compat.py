@@ -27,6 +27,7 @@ from worker.kafka.faust_compat import (
     install_bulk_drain,
     live_messages,
     mark_stream_progress,
+    partition_store,
     record_changelog_offset,
     set_fetch_max_wait,
     track_messages,
@@ -283,3 +284,19 @@ async def test_the_fetch_wait_faust_hard_codes_is_replaced(tmp_path: Path) -> No
     assert client is not faust_client
     for c in (faust_client, client):
         await c.stop()
+
+
+async def test_partition_store_reads_and_writes_what_the_table_does(tmp_path: Path) -> None:
+    """Direct partition-database access sees the table's writes and the table sees its own."""
+    app = _app(tmp_path, store="rocksdb://")
+    table = _table(app)
+    direct = partition_store(table)
+    assert direct is not None
+    with current_event(_Event(1)):
+        table["s-table"] = b"\x02via-table"
+    assert direct.get(1, b"s-table") == b"\x02via-table"
+    assert direct.get(0, b"s-table") is None  # the source event's partition only
+    direct.put(1, "s-é".encode(), b"\x02direct")
+    with current_event(_Event(1)):
+        assert table.get("s-é") == b"\x02direct"  # str keys are stored as UTF-8
+    assert partition_store(_table(_app(tmp_path / "m"))) is None  # memory:// keeps the table

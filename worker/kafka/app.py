@@ -50,6 +50,7 @@ from worker.kafka.client import (
 from worker.kafka.faust_compat import (
     BaselineTable,
     EventOf,
+    PartitionStore,
     ack_messages,
     commit_now,
     current_event,
@@ -58,6 +59,7 @@ from worker.kafka.faust_compat import (
     install_bulk_drain,
     live_messages,
     mark_stream_progress,
+    partition_store,
     record_changelog_offset,
     set_fetch_max_wait,
     track_messages,
@@ -182,6 +184,9 @@ class BatchRunner:
         self._sender: BatchSender | None = None
         self._lock = asyncio.Lock()
         self._committing: asyncio.Future[None] | None = None
+        self._partitions: PartitionStore | None = None
+        """`partition_store(table)`, looked up once the table's store exists."""
+        self._looked_up = False
         self._commit_again = False
         self.batches = 0
 
@@ -216,7 +221,18 @@ class BatchRunner:
         if producer is not None:
             await producer.stop()
 
+    @property
+    def _direct(self) -> PartitionStore | None:
+        """The table's partition databases (RocksDB), None for a memory store."""
+        if not self._looked_up:
+            self._partitions = partition_store(self.table)
+            self._looked_up = True
+        return self._partitions
+
     def _read(self, events: Sequence[Any], key: str, index: int) -> bytes | None:
+        direct = self._direct
+        if direct is not None:
+            return direct.get(events[index].message.partition, key.encode())
         with current_event(events[index]):
             value: bytes | None = self.table.get(key)
         return value
@@ -231,11 +247,17 @@ class BatchRunner:
         """
         table = self.table
         changelog = self.changelog_topic
+        direct = self._direct
         for key, (data, index) in writes.items():
             event = events[index]
-            with current_event(event):
-                table[key] = data
-            sender.add(changelog, key.encode(), data, partition=event.message.partition)
+            partition = event.message.partition
+            raw_key = key.encode()
+            if direct is not None:
+                direct.put(partition, raw_key, data)
+            else:
+                with current_event(event):
+                    table[key] = data
+            sender.add(changelog, raw_key, data, partition=partition)
 
     async def run(self, messages: Sequence[Any]) -> list[Submitted]:
         """Steps 1 and 2 for one batch: outputs delivered, baselines stored and sent.

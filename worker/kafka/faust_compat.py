@@ -45,6 +45,9 @@ Touch points (what, where in Faust 0.11-0.15, why):
    `Consumer._thread`) and the aiokafka consumer's `_fetch_max_wait_ms`,
    read when it starts: Faust's literal 1,500 ms is replaced
    (`set_fetch_max_wait`).
+11. `faust.stores.rocksdb.Store._db_for_partition` (the table's `data`), whose
+   rocksdict databases take `get`/`put` of bytes: the batch reads and writes
+   baselines in their partition's database directly (`partition_store`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ __all__ = [
     "install_bulk_drain",
     "live_messages",
     "mark_stream_progress",
+    "partition_store",
     "record_changelog_offset",
     "set_fetch_max_wait",
     "track_messages",
@@ -340,3 +344,38 @@ def set_fetch_max_wait(consumer: Any, ms: int) -> None:
         return client
 
     thread._create_worker_consumer = _create_worker_consumer
+
+
+class PartitionStore:
+    """Reads and writes of a RocksDB-backed table's partition databases, without the table.
+
+    Faust's path for one `table.get(key)` under a current event is
+    `Table.get` -> `__contains__` (a RocksDB get) -> `__getitem__` (the same
+    get again) -> the serializer -> `Store._get`, plus an LRU key-index update;
+    a write goes the same way down. The batch knows each key's partition
+    (its source event's), so it reads and writes that partition's database
+    directly: one get or put per key, the same bytes (the table's raw
+    serializer stores a str key as its UTF-8 bytes). Faust's key index,
+    used only for lookups without a current event, is left alone: the
+    worker makes none.
+    """
+
+    __slots__ = ("_db_for_partition",)
+
+    def __init__(self, store: Any) -> None:
+        self._db_for_partition = store._db_for_partition
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        value: bytes | None = self._db_for_partition(partition).get(key)
+        return value
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self._db_for_partition(partition).put(key, value)
+
+
+def partition_store(table: Any) -> PartitionStore | None:
+    """Direct access to the table's partition databases; None for other stores (memory://)."""
+    store = table.data
+    if not callable(getattr(store, "_db_for_partition", None)):
+        return None
+    return PartitionStore(store)
