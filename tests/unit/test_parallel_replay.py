@@ -10,8 +10,17 @@ import pytest
 from detectors import DEFAULT_POLICY
 from worker.cli import main
 from worker.enrich import Enricher
+from worker.formats import native_candidate
 from worker.inputs import check_inputs
-from worker.parallel import Plan, merge_stats, plan, state_keys
+from worker.parallel import (
+    _UNDECIDED,
+    Plan,
+    _fast_ids,
+    merge_stats,
+    native_ids,
+    plan,
+    state_keys,
+)
 from worker.pipeline import Stats
 from worker.replay import OUTPUT_FILES, replay
 from worker.settings import Settings
@@ -138,3 +147,50 @@ def test_cli_jobs_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert orjson.loads(capsys.readouterr().out)["events_read"] == 3000
     with pytest.raises(SystemExit):
         main(["replay", str(DEMO), "--out", str(tmp_path / "p"), "--jobs", "0"])
+
+
+ODD_RECORDS = [
+    b'{"event_id":"e1","occurred_at":"2026-01-01T00:00:00Z","session":{"id":"s1"},'
+    b'"session":{"id":"s2"},"user":{"id":"u1"}}',  # duplicate keys: the last one wins
+    b'{"event_id":"e2","session":{"id":"s3","id":"s4"}}',
+    b'{"event_id":"e3","session":{"id":""}}',
+    b'{"event_id":"e4","session":{"id":7},"user":{"id":"u"}}',
+    b'{"event_id":"e5","session":null}',
+    b'{"event_id":"e6","occurred_at":1,"user":"u"}',
+    b'{"event_id":"e7","session":{"id":"s5"},"user":{"id":null}}',
+    b'{"event_id":"e8","session":{"id":"s6"},"user":{"id":12}}',
+    b'{"event_id":"e9","session":{"id":"s7"},"big":123456789012345678901234567890}',
+    b'{"event_id":"e10","session":{"id":"s8"},"x":1e400}',
+    b'{"eventType":"com.okta.event_hook","event_id":"e11","data":{"events":[]}}',
+    b'{"event_id":"e12","data":{"events":[{"a":1}]},"session":{"id":"s9"}}',
+    b'{"occurred_at":"2026-01-01T00:00:00Z","session":{"id":"s10"}}',
+    b'[{"event_id":"e13","session":{"id":"s11"}}]',
+    b'{"event_id":"e14","session":{"id":"s\\u00e9"}}',
+    b'{"event_id":"e15","session":{"id":"s12"}',
+]
+
+
+def _records() -> list[bytes]:
+    lines = [line for path in [DEMO, *sorted(IDP.iterdir())] if path.is_file()
+             for line in path.read_bytes().splitlines() if line.strip()]
+    return [*lines, *ODD_RECORDS]
+
+
+def test_the_plans_msgspec_read_gives_the_ids_the_full_read_gives() -> None:
+    """Where `_fast_ids` decides, it says what orjson + `native_candidate` + `native_ids` say."""
+    decided = 0
+    for raw in _records():
+        fast = _fast_ids(raw)
+        if fast == _UNDECIDED:
+            continue
+        decided += 1
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # a dead letter for the pipeline: no state
+            continue
+        assert native_candidate(value), raw
+        assert fast == native_ids(value), raw
+    assert decided > 100  # the demo's records are decided the fast way
+    assert _fast_ids(ODD_RECORDS[0]) == ("s2", "u1")
+    assert _fast_ids(ODD_RECORDS[10]) == _UNDECIDED  # an Okta hook envelope
+    assert _fast_ids(ODD_RECORDS[13]) == _UNDECIDED  # an array
