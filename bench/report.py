@@ -89,7 +89,9 @@ def render(results: dict[str, Any]) -> str:
             for r in results["targets"]]
     lines += _table(["target", "goal", "measured", "met"], rows)
     lines += ["", "## Figures", ""]
+    lines += _before_after_section(results.get("kafka"))
     lines += _replay_section(results.get("replay"))
+    lines += _stages_section(results.get("replay"), results.get("kafka"))
     lines += _kafka_section(results.get("kafka"), results.get("scale"))
     lines += _memory_section(results.get("memory"))
     lines += _report_section(REPORT_RESULTS)
@@ -103,6 +105,67 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "## Errors", ""]
         lines += [f"- {k}: {e}" for k, e in results["errors"].items()]
     return "\n".join(lines) + "\n"
+
+
+STAGES_BEFORE = {"decode": 33.8, "enrich": 10.3, "evaluate": 53.8, "serialize": 0.7,
+                 "bookkeeping": 38.8, "pipeline": 137.3}
+"""Per-stage CPU (µs/event) before issue 11 (commit fcec0b4, `bench.profile_replay` on the
+first 50,000 lines of the replay file, mean of two rounds; docs/perf-profile.md)."""
+STAGE_NAMES = {
+    "decode": "decode (JSON, checks, event)",
+    "enrich": "enrich (IP, user agent)",
+    "evaluate": "evaluate (detectors, decisions, records)",
+    "serialize": "serialize (orjson of the records)",
+    "bookkeeping": "bookkeeping (counters, store, signing, garbage collector)",
+    "pipeline": "**whole pipeline** (`Pipeline.process`)",
+}
+
+
+def _before_after_section(k: dict[str, Any] | None) -> list[str]:
+    """The worker before and after, measured in the same interleaved rounds."""
+    base = (k or {}).get("baseline")
+    if not k or not base:
+        return []
+    passthrough = k.get("passthrough_events_per_s") or 0
+    rows = [["events/s", base["events_per_s"], k["events_per_s"]],
+            ["process CPU per event (µs)", base["cpu_us_per_event"], k["cpu_us_per_event"]],
+            ["broker CPU per event (µs)", base.get("broker_cpu_us_per_event"),
+             k.get("broker_cpu_us_per_event")],
+            ["ratio to the aiokafka passthrough",
+             round(base["events_per_s"] / passthrough, 3) if passthrough else "",
+             k.get("ratio_to_passthrough")]]
+    return ["### before / after: the worker", "",
+            f"The previous worker (`{base['command']}`) and this one in the same interleaved "
+            "rounds on the same pre-filled topic (medians; see the kafka section).", "",
+            *_table(["", "before", "after"], rows), ""]
+
+
+def _stages_section(r: dict[str, Any] | None, k: dict[str, Any] | None) -> list[str]:
+    """Where the CPU goes: the pipeline's stages, and the worker's cost beyond them."""
+    stages = (r or {}).get("stages")
+    if not stages:
+        return []
+    cpu = stages["cpu_us_per_event"]
+    out = ["### where the CPU goes (µs of process CPU per event)", "",
+           f"`python -m bench.profile_replay` on the first {stages['lines']:,} lines of the "
+           "replay file: each stage runs alone over the whole input (best of 2 rounds). "
+           "\"Before\" is the code before issue 11 (commit fcec0b4, same tool and input, "
+           "docs/perf-profile.md).", ""]
+    rows = [[STAGE_NAMES.get(name, name), STAGES_BEFORE.get(name, ""), value]
+            for name, value in cpu.items()]
+    if r and r.get("orjson_cpu_us_per_event") is not None:
+        rows.append(["orjson decode + encode loop (the replay target's yardstick)", "",
+                     r["orjson_cpu_us_per_event"]])
+    if k and k.get("cpu_us_per_event") is not None and cpu.get("pipeline"):
+        beyond = round(k["cpu_us_per_event"] - cpu["pipeline"], 1)
+        rows += [["worker process, all threads (kafka run)", "", k["cpu_us_per_event"]],
+                 ["worker beyond the pipeline: Kafka client and Faust (fetch, Messages, "
+                  "acks, commits), RocksDB reads/writes, baseline codec, delivery", "", beyond]]
+        if k.get("passthrough_cpu_us_per_event") is not None:
+            rows.append(["aiokafka passthrough (consume + produce only)", "",
+                         k["passthrough_cpu_us_per_event"]])
+    out += _table(["stage", "before", "now"], rows)
+    return [*out, ""]
 
 
 def _replay_section(r: dict[str, Any] | None) -> list[str]:

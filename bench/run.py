@@ -205,6 +205,9 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...],
         _section(results, "replay", lambda: results.__setitem__("replay", bench_replay(
             files["replay"], plan.replay_rounds, warmup_src=files["warm"],
             full_src=files.get("full"), jobs_rounds=plan.jobs_rounds)))
+    if "replay" in sections and "replay" in files:
+        _section(results, "stages", lambda: results.setdefault("replay", {}).__setitem__(
+            "stages", _stages(files["replay"], 50_000 if plan.full_events else 5_000)))
     if "memory" in sections and "memory" in files:
         _section(results, "memory_replay", lambda: results.setdefault("memory", {})
                  .__setitem__("replay", _replay_memory(files["memory_warm"],
@@ -228,6 +231,21 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...],
     results["duration_s"] = round(time.monotonic() - started, 1)
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
+
+
+def _stages(src: Path, lines: int) -> dict[str, Any]:
+    """Per-stage CPU of the pipeline (`bench.profile_replay`) on the first lines of src."""
+    part = OUT / f"stages-{lines}-{src.name}"
+    if not part.exists():
+        with src.open("rb") as fh, part.open("wb") as out:
+            for i, line in enumerate(fh):
+                if i >= lines:
+                    break
+                out.write(line)
+    proc = subprocess.run([PY, "-m", "bench.profile_replay", str(part), "--rounds", "2"],
+                          capture_output=True, check=True, cwd=REPO)
+    out: dict[str, Any] = orjson.loads(proc.stdout)
+    return out
 
 
 def _replay_memory(warm: Path, src: Path) -> dict[str, Any]:
