@@ -124,11 +124,12 @@ STAGE_NAMES = {
 def _before_after_section(k: dict[str, Any] | None) -> list[str]:
     """The worker before and after, measured in the same interleaved rounds."""
     base = (k or {}).get("baseline")
-    if not k or not base:
+    if not k or not base or base.get("events_per_s") is None:
         return []
     passthrough = k.get("passthrough_events_per_s") or 0
     rows = [["events/s", base["events_per_s"], k["events_per_s"]],
-            ["process CPU per event (µs)", base["cpu_us_per_event"], k["cpu_us_per_event"]],
+            ["process CPU per event (µs)", base.get("cpu_us_per_event"),
+             k.get("cpu_us_per_event")],
             ["broker CPU per event (µs)", base.get("broker_cpu_us_per_event"),
              k.get("broker_cpu_us_per_event")],
             ["ratio to the aiokafka passthrough",

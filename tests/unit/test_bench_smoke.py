@@ -97,6 +97,22 @@ def test_targets_and_markdown_from_a_results_dict() -> None:
     orjson.dumps(results)  # results.json must be serialisable
 
 
+def test_before_after_and_stage_tables() -> None:
+    """The worker's before/after (same rounds) and where the CPU goes, beyond the pipeline too."""
+    results = _results()
+    results["kafka"]["baseline"] = {"command": "old", "events_per_s": 400.0,
+                                    "cpu_us_per_event": 480.0, "speedup": 2.5}
+    results["kafka"]["passthrough_events_per_s"] = 4_000.0
+    results["replay"]["stages"] = {"lines": 50, "cpu_us_per_event": {
+        "decode": 20.0, "enrich": 10.0, "evaluate": 40.0, "serialize": 1.0,
+        "bookkeeping": 29.0, "pipeline": 100.0}}
+    page = report.render(results)
+    assert "| events/s | 400 | 1,000 |" in page
+    assert "| ratio to the aiokafka passthrough | 0.1 |" in page
+    assert "| **whole pipeline** (`Pipeline.process`) | 137 | 100 |" in page
+    assert "RocksDB reads/writes, baseline codec, delivery |  | 40 |" in page  # 140 - 100
+
+
 def test_labelled_evaluation_compares_two_policies_on_one_corpus(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The before/after table of BENCHMARKS.md: the old policy revoked roaming users."""
