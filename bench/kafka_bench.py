@@ -525,9 +525,21 @@ async def bench_throughput(kafka: Kafka, src: Path, expected: int, rounds: int,
     return out
 
 
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Pin every thread a process has now (its new threads inherit their creator's mask)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread may have ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def can_pin() -> bool:
+    """`taskset` exists and there are two cores to split between load and workers."""
+    return shutil.which("taskset") is not None and NCPU >= 2
+
+
 async def worker_cpu_run(kafka: Kafka, src: Path, events: int, expected: int,
                          workers: int = 1, settle_s: float = 2.0,
-                         timeout: float = 900.0) -> dict[str, Any]:
+                         timeout: float = 900.0, pin: bool = False) -> dict[str, Any]:
     """Steady-state CPU per event of `workers` processes that are all ready before input exists.
 
     The workers start on an empty topic, join, recover and settle; then the
@@ -536,11 +548,22 @@ async def worker_cpu_run(kafka: Kafka, src: Path, events: int, expected: int,
     worker's start, join or first rebalance, and no standby catching up on
     work done before the window, is counted: only per-event work, including
     what standby replicas cost.
+
+    With `pin`, the `taskset` cross-check: the broker, this bench process and
+    the producer run on core 0, every worker on core 1 (`taskset -c 1`), so
+    the workers compete with each other only.
     """
-    run = f"bc{workers}-{_uid()}"
+    run = f"bc{workers}-{_uid()}{'p' if pin else ''}"
     topic = f"{run}-in"
     await kafka.create_topic(topic)
-    procs = [Worker(kafka, run, topic, run, i) for i in range(workers)]
+    cores = set(range(NCPU))
+    load_core = ["taskset", "-c", "0"] if pin else []
+    cmd = ["taskset", "-c", "1", *sessionwarden_cmd()] if pin else None
+    procs = [Worker(kafka, run, topic, run, i, cmd) for i in range(workers)]
+    if pin:
+        for pid in (os.getpid(), kafka.broker_pid):
+            if pid is not None:
+                set_affinity(pid, {0})
     try:
         await asyncio.gather(*(w.start() for w in procs))
         pids = kafka.measured(**{f"worker{i}": w.proc.pid for i, w in enumerate(procs)
@@ -552,8 +575,8 @@ async def worker_cpu_run(kafka: Kafka, src: Path, events: int, expected: int,
         t0 = time.time()
         env = {**os.environ, "SESSIONWARDEN_BROKER": f"kafka://{kafka.bootstrap}"}
         producer = await asyncio.create_subprocess_exec(
-            *sessionwarden_cmd(), "produce", str(src), "--topic", topic, "--no-create-topics",
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            *load_core, *sessionwarden_cmd(), "produce", str(src), "--topic", topic,
+            "--no-create-topics", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t_out = await _wait_outputs(kafka, procs[0].outputs, expected, timeout,
                                     [w.proc for w in procs])
         cpu = cpu_window(start, CpuSnapshot.take(pids), events)
@@ -564,10 +587,14 @@ async def worker_cpu_run(kafka: Kafka, src: Path, events: int, expected: int,
                 "events_per_s": rnd(rate(events, t_out - t0), 0),
                 "cpu_us_per_event": _sum_us(cpu, "worker"),
                 "broker_cpu_us_per_event": cpu["cpu_us_per_event"].get("broker"),
-                "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu}
+                "other_cpu_share": cpu["other_cpu_share"], "cpu": cpu, "pinned": pin}
     finally:
         await asyncio.gather(*(w.stop() for w in procs))
         await kafka.delete_topics(run)
+        if pin:
+            for pid in (os.getpid(), kafka.broker_pid):
+                if pid is not None:
+                    set_affinity(pid, cores)
 
 
 async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
@@ -610,7 +637,21 @@ async def bench_scale(kafka: Kafka, topic: str, events: int, expected: int,
     runs = ("one", "two", *(("cpu_one", "cpu_two") if src is not None else ()))
     kept, dropped = _kept(pairs, runs)
     cpu1, cpu2 = ("cpu_one", "cpu_two") if src is not None else ("one", "two")
+    pinned: dict[str, Any] | None = None
+    if src is not None and can_pin():
+        # Cross-check: broker, bench and producer on core 0, the workers on core 1.
+        one = await worker_cpu_run(kafka, src, events, expected, workers=1, pin=True)
+        two = await worker_cpu_run(kafka, src, events, expected, workers=2, pin=True)
+        pinned = {"one_worker_cpu_us_per_event": one["cpu_us_per_event"],
+                  "two_workers_cpu_us_per_event": two["cpu_us_per_event"],
+                  "cpu_efficiency": rnd(_div(one["cpu_us_per_event"] or 0.0,
+                                             two["cpu_us_per_event"] or 0.0), 4),
+                  "one": one, "two": two}
+        log(f"scale, pinned (broker+bench on core 0, workers on core 1): CPU "
+            f"{one['cpu_us_per_event']} vs {two['cpu_us_per_event']} us/ev summed, "
+            f"efficiency {pinned['cpu_efficiency']}")
     return {
+        "pinned": pinned,
         "one_worker_events_per_s": _med(kept, "one", "steady_events_per_s"),
         "two_workers_events_per_s": _med(kept, "two", "steady_events_per_s"),
         "ratio": rnd(median([p["ratio"] for p in kept]), 4),
@@ -641,25 +682,28 @@ def mix_events(src: Path, count: int, work: Path,
                ) -> tuple[list[tuple[bytes | None, str, bytes]], dict[str, int]]:
     """The first `count` events of a workload file and the commands each one causes.
 
-    (key, event id, line) per event, keyed by session as `sessionwarden
-    produce` keys them; the commands are counted by `sessionwarden replay`
+    (key, event id, line) per event, keyed as `sessionwarden produce` keys
+    them (tenant + user id); the commands are counted by `sessionwarden replay`
     of the same lines (cause_event_id -> commands), so the bench knows how
     many commands to wait for.
     """
     from bench.replay_bench import run_replay  # noqa: PLC0415
+    from worker.kafka.produce import keyed_records  # noqa: PLC0415
+    from worker.routing import RouteMemory  # noqa: PLC0415
 
-    prepared: list[tuple[bytes, str, bytes]] = []
+    memory = RouteMemory(1 << 16)
+    prepared: list[tuple[bytes | None, str, bytes]] = []
     with src.open("rb") as fh:
         for line in fh:
             if len(prepared) >= count:
                 break
-            value = line.rstrip(b"\n")
-            try:  # the workload has malformed lines on purpose (dead letters)
-                doc = orjson.loads(value)
-                key, eid = str(doc["session"]["id"]).encode(), str(doc["event_id"])
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                key, eid = None, f"unparsed-{len(prepared)}"
-            prepared.append((key, eid, value))
+            # Keyed as `sessionwarden produce` keys them (the user's routing key).
+            for key, value in keyed_records(line, "auto", memory):
+                try:  # the workload has malformed lines on purpose (dead letters)
+                    eid = str(orjson.loads(value)["event_id"])
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    eid = f"unparsed-{len(prepared)}"
+                prepared.append((key, eid, value))
     slice_path = work / "latency-mix.jsonl"
     slice_path.write_bytes(b"\n".join(v for _k, _e, v in prepared) + b"\n")
     out = work / "latency-mix-out"

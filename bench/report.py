@@ -266,6 +266,13 @@ def _kafka_section(k: dict[str, Any] | None, s: dict[str, Any] | None) -> list[s
                     f"two workers summed {s.get('two_workers_cpu_us_per_event')} µs; "
                     f"efficiency (one / two) **{s['cpu_efficiency']}** (1.0 = no extra CPU "
                     "for the second worker)."]
+        pinned = s.get("pinned")
+        if pinned:
+            out += ["", "`taskset` cross-check (one pair: broker, bench and producer pinned to "
+                    f"core 0, the workers to core 1): one worker "
+                    f"{pinned['one_worker_cpu_us_per_event']} µs, two workers summed "
+                    f"{pinned['two_workers_cpu_us_per_event']} µs per event; efficiency "
+                    f"**{pinned['cpu_efficiency']}**."]
     else:
         out.append("not run")
     return [*out, ""]

@@ -126,7 +126,10 @@ METHOD = [
     "`cpu_efficiency` = one worker's CPU per event / two workers' CPU per event summed, "
     "from separate runs in which the workers are ready (joined, recovered, settled) before "
     "the file is produced into an empty topic, so only per-event work counts (standby "
-    "replicas included). 0.9 means 11 % more CPU per event with two workers.",
+    "replicas included). 0.9 means 11 % more CPU per event with two workers. Cross-check "
+    "(`scale.pinned`, one pair after the rounds): the same runs with the broker's threads, "
+    "the bench and the producer pinned to core 0 (`sched_setaffinity`, `taskset -c 0`) and "
+    "the workers started under `taskset -c 1`, so the workers compete with each other only.",
     "baseline (optional, `--baseline-cmd` or $SESSIONWARDEN_BENCH_BASELINE): another "
     "`sessionwarden` executable, e.g. the previous code's venv, run as a third contender "
     "in the same interleaved Kafka rounds (`kafka.baseline`).",

@@ -137,7 +137,7 @@ class Settings(DecisionSettings):
     batch_size: int = Field(default=1000, ge=1)
     batch_timeout: float = Field(default=0.05, gt=0)
     fetch_max_wait: float = Field(
-        default=0.02, gt=0, le=5,
+        default=0.1, gt=0, le=5,
         description="seconds the broker may hold a fetch that has no new records (Faust's 1.5 s"
                     " stalls the input behind a fetch of idle partitions; docs/worker.md)")
     broker_session_timeout: float = Field(default=30.0, gt=0)

@@ -144,3 +144,34 @@ def test_stage_profile_reports_every_stage(events: Path) -> None:
     assert set(stages) == {"decode", "enrich", "evaluate", "serialize", "bookkeeping",
                            "pipeline"}
     assert stages["pipeline"] > 0 and result["lines"] == 2_000
+
+
+def test_set_affinity_pins_every_thread_of_a_process() -> None:
+    """The taskset cross-check pins the broker's threads, not only its main thread."""
+    import os  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from bench.kafka_bench import set_affinity  # noqa: PLC0415
+
+    before = os.sched_getaffinity(0)
+    started, stop = threading.Event(), threading.Event()
+    tids: list[int] = []
+
+    def run() -> None:
+        tids.append(threading.get_native_id())
+        started.set()
+        stop.wait(10)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    started.wait(10)
+    try:
+        one = {min(before)}
+        set_affinity(os.getpid(), one)
+        assert os.sched_getaffinity(tids[0]) == one
+        assert os.sched_getaffinity(0) == one
+    finally:
+        set_affinity(os.getpid(), before)
+        stop.set()
+        thread.join()
+    assert os.sched_getaffinity(0) == before

@@ -229,3 +229,18 @@ def test_the_baseline_table_has_rocksdb_sized_for_it(tmp_path: Path) -> None:
     assert options.write_buffer_size == ROCKSDB_OPTIONS["write_buffer_size"] == 8 << 20
     assert options.max_write_buffer_number == 2
     assert options.block_cache_size == 64 << 20
+
+
+async def test_no_leader_topic_and_the_configured_fetch_wait(tmp_path: Path) -> None:
+    """The app has no idle leader-election partition, and its consumer waits what it is told."""
+    from worker.kafka.app import create_app  # noqa: PLC0415
+
+    default = create_app(Settings(data_dir=tmp_path / "a"))
+    assert default.conf.topic_disable_leader is True
+    assert default.fetch_max_wait_ms == 100  # type: ignore[attr-defined]
+    app = create_app(Settings(data_dir=tmp_path / "b", fetch_max_wait=0.25))
+    assert app.fetch_max_wait_ms == 250  # type: ignore[attr-defined]
+    consumer: Any = app.consumer  # built with the wait (tests/unit/test_faust_compat.py)
+    client = consumer._thread._create_worker_consumer(consumer.transport)
+    assert client._fetch_max_wait_ms == 250
+    await client.stop()

@@ -125,7 +125,7 @@ class SessionWardenApp(faust.App):
 
     inbox: Inbox | None = None
 
-    fetch_max_wait_ms = 20
+    fetch_max_wait_ms = 100
     """How long the broker may hold a fetch without new records (Faust: 1,500 ms)."""
 
     def _new_consumer(self) -> Any:
@@ -461,6 +461,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None,
         table_standby_replicas=settings.table_standby_replicas,
         producer_max_request_size=settings.max_message_bytes + 65536,
         stream_wait_empty=True,
+        # No `on_leader` timers here: without the leader-election topic, fetches never
+        # hold only its always-idle partition (see `SessionWardenApp.fetch_max_wait_ms`).
+        topic_disable_leader=True,
         web_enabled=settings.web_enabled,
         # Only /health and /metrics: Faust's own views would serve the session
         # table (user ids, IPs, locations) to anyone who can reach the port.

@@ -332,8 +332,9 @@ def set_fetch_max_wait(consumer: Any, ms: int) -> None:
     Faust creates it with `fetch_max_wait_ms=1500`, a literal in
     `AIOKafkaConsumerThread._create_worker_consumer`. aiokafka keeps one fetch
     request in flight per broker; one that holds only partitions without new
-    records (Faust's `__assignor-__leader` topic is always one of them) sits
-    at the broker for that long, and every input partition waits behind it.
+    records (idle standby changelogs; Faust's `__assignor-__leader` topic,
+    which the worker disables, was always one) sits at the broker for that
+    long, and every input partition waits behind it.
     """
     thread = consumer._thread
     create = thread._create_worker_consumer
