@@ -118,8 +118,10 @@ METHOD = [
     "input event (`cpu_us_per_event`); the broker's separately "
     "(`broker_cpu_us_per_event`). /proc/stat gives the machine's busy time; what the "
     "measured processes (worker(s) or passthrough, broker, the bench itself) did not use is "
-    "`other_cpu_share` (of 2 cores). Rounds where any run's other share exceeds 10 % are "
-    "dropped from the medians (`rounds_dropped`; all rounds are kept if none is left).",
+    "`other_cpu_share` (of 2 cores): other processes, interrupts and the hypervisor's steal "
+    "time (this machine is a VM; /proc/stat counts steal as busy). Rounds where any run's "
+    "other share exceeds 10 % are dropped from the medians (`rounds_dropped`; all rounds "
+    "are kept if none is left).",
     "scale: the same pre-filled topic (4 partitions) consumed by 1 worker and by 2 worker "
     "processes in one group; the clock starts when the first worker is ready, so the "
     "second worker's join and the rebalance are part of the 2-worker time. "
