@@ -149,9 +149,9 @@ def _stages_section(r: dict[str, Any] | None, k: dict[str, Any] | None) -> list[
     cpu = stages["cpu_us_per_event"]
     out = ["### where the CPU goes (µs of process CPU per event)", "",
            f"`python -m bench.profile_replay` on the first {stages['lines']:,} lines of the "
-           "replay file: each stage runs alone over the whole input (best of 2 rounds). "
+           "replay file: each stage runs alone over the whole input, once, caches cold. "
            "\"Before\" is the code before issue 11 (commit fcec0b4, same tool and input, "
-           "docs/perf-profile.md).", ""]
+           "docs/perf-profile.md).", *([stages["note"]] if stages.get("note") else []), ""]
     rows = [[STAGE_NAMES.get(name, name), STAGES_BEFORE.get(name, ""), value]
             for name, value in cpu.items()]
     if r and r.get("orjson_cpu_us_per_event") is not None:
