@@ -19,13 +19,23 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench import report
-from bench.common import OUT, PY, REPO, load_kafka_local, log, machine_info, versions
+from bench.common import (
+    OUT,
+    PY,
+    REPO,
+    load_kafka_local,
+    log,
+    machine_info,
+    versions,
+    write_atomically,
+)
 from bench.replay_bench import bench_replay, run_replay
 from bench.workload import generate
 
@@ -241,12 +251,9 @@ def run(plan: Plan, mode: str, sections: tuple[str, ...],
 def _stages(src: Path, lines: int) -> dict[str, Any]:
     """Per-stage CPU of the pipeline (`bench.profile_replay`) on the first lines of src."""
     part = OUT / f"stages-{lines}-{src.name}"
-    if not part.exists():
-        with src.open("rb") as fh, part.open("wb") as out:
-            for i, line in enumerate(fh):
-                if i >= lines:
-                    break
-                out.write(line)
+    if not part.exists():  # whole or absent: an interrupted run leaves no short slice behind
+        with src.open("rb") as fh:
+            write_atomically(part, b"".join(islice(fh, lines)).rstrip(b"\n"))
     # One round: caches start cold, as in the "before" figures (a second round would
     # find the enricher's caches warm and show enrich at a fraction of its cost).
     proc = subprocess.run([PY, "-m", "bench.profile_replay", str(part), "--rounds", "1"],

@@ -34,6 +34,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any
 
 import faust
@@ -184,9 +185,6 @@ class BatchRunner:
         self._sender: BatchSender | None = None
         self._lock = asyncio.Lock()
         self._committing: asyncio.Future[None] | None = None
-        self._partitions: PartitionStore | None = None
-        """`partition_store(table)`, looked up once the table's store exists."""
-        self._looked_up = False
         self._commit_again = False
         self.batches = 0
 
@@ -221,13 +219,13 @@ class BatchRunner:
         if producer is not None:
             await producer.stop()
 
-    @property
+    @cached_property
     def _direct(self) -> PartitionStore | None:
-        """The table's partition databases (RocksDB), None for a memory store."""
-        if not self._looked_up:
-            self._partitions = partition_store(self.table)
-            self._looked_up = True
-        return self._partitions
+        """The table's partition databases (RocksDB), None for a memory store.
+
+        Looked up at the first batch, once the table's store exists.
+        """
+        return partition_store(self.table)
 
     def _read(self, events: Sequence[Any], key: str, index: int) -> bytes | None:
         direct = self._direct

@@ -322,8 +322,6 @@ def mark_stream_progress(app: Any, tps: Iterable[Any]) -> None:
         inbound = monitor.stream_inbound_time
         for tp in tps:
             inbound[tp] = now
-        for tp in tps:
-            inbound[tp] = now
 
 
 def set_fetch_max_wait(consumer: Any, ms: int) -> None:
